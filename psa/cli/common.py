@@ -1,0 +1,123 @@
+"""Argument parsing, error handling, progress and tables shared by every tool."""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import os
+import sys
+from typing import Callable
+
+from rich.console import Console
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
+from rich.table import Table
+
+from ..config import Recipe, dump_recipe, load_recipe
+from ..engine.report import Reporter
+from ..errors import PsaError
+
+console = Console(stderr=False)
+err_console = Console(stderr=True)
+
+
+def is_main_process() -> bool:
+    """Before the Accelerator exists: launchers export RANK; a plain run is rank 0."""
+    return os.environ.get("RANK", "0") == "0"
+
+
+def recipe_parser(description: str) -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(description=description)
+    parser.add_argument("recipe", help="recipe YAML file")
+    parser.add_argument("overrides", nargs="*", metavar="key=value",
+                        help="recipe overrides, e.g. train.lr=0.01 data.root=/data/VOC2012")
+    parser.add_argument("--print-config", action="store_true", help="print the resolved recipe and exit")
+    return parser
+
+
+def load_from_args(args: argparse.Namespace) -> Recipe | None:
+    recipe = load_recipe(args.recipe, args.overrides)
+    if args.print_config:
+        console.print(dump_recipe(recipe), markup=False, highlight=False)
+        return None
+    return recipe
+
+
+class RichReporter(Reporter):
+    """A rich progress bar on the main process; silent elsewhere."""
+
+    def __init__(self, enabled: bool | None = None):
+        self.enabled = is_main_process() if enabled is None else enabled
+        self.progress: Progress | None = None
+        self.task_id = None
+
+    def start(self, description: str, total: int, completed: int = 0) -> None:
+        if not self.enabled:
+            return
+        self.finish()
+        self.progress = Progress(
+            TextColumn("[bold]{task.description}"), BarColumn(), MofNCompleteColumn(),
+            TextColumn("{task.fields[info]}"), TimeElapsedColumn(), TimeRemainingColumn(), console=console,
+        )
+        self.progress.start()
+        self.task_id = self.progress.add_task(description, total=total, completed=completed, info="")
+
+    def update(self, completed: int, **fields) -> None:
+        if self.progress is None:
+            return
+        info = "  ".join(f"{k} {v:.4g}" if isinstance(v, float) else f"{k} {v}" for k, v in fields.items())
+        self.progress.update(self.task_id, completed=completed, info=info)
+
+    def finish(self) -> None:
+        if self.progress is not None:
+            self.progress.stop()
+            self.progress = None
+
+    def log(self, message: str) -> None:
+        if self.enabled:
+            console.log(message)
+
+
+def run_tool(main: Callable[[], int | None]) -> None:
+    """Run a tool's main; bad input becomes one red line on stderr and exit code 2."""
+    logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
+    from ..engine.trainer import StopRequested
+
+    try:
+        code = main()
+    except PsaError as err:
+        err_console.print(f"[bold red]error:[/] {err}", highlight=False, markup=True, soft_wrap=True)
+        sys.exit(2)
+    except StopRequested as stop:
+        err_console.print(f"[yellow]{stop}[/]", highlight=False)
+        sys.exit(130)
+    except KeyboardInterrupt:
+        err_console.print("[yellow]interrupted[/]")
+        sys.exit(130)
+    sys.exit(code or 0)
+
+
+def percent(value) -> str:
+    return "n/a" if value is None else f"{100 * value:.1f}"
+
+
+def metrics_table(metrics: dict, title: str) -> Table:
+    """Per-class IoU / precision / recall / F1, then the means."""
+    table = Table(title=title)
+    for column in ("class", "IoU", "precision", "recall", "F1"):
+        table.add_column(column, justify="left" if column == "class" else "right")
+    for name, iou in metrics["iou"].items():
+        table.add_row(name, percent(iou), percent(metrics["precision"][name]), percent(metrics["recall"][name]),
+                      percent(metrics["f1"][name]))
+    table.add_section()
+    table.add_row("[bold]mIoU[/]", f"[bold]{percent(metrics['miou'])}[/]", "", "", "")
+    table.add_row("pixel accuracy", percent(metrics["pixel_acc"]), "", "", "")
+    return table
+
+
+def key_value_table(title: str, rows: list[tuple[str, object]]) -> Table:
+    table = Table(title=title, show_header=False)
+    table.add_column(style="bold")
+    table.add_column(justify="right")
+    for key, value in rows:
+        table.add_row(key, str(value))
+    return table

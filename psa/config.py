@@ -1,0 +1,429 @@
+"""YAML recipes: typed sections, `_base_` inheritance, `key=value` overrides.
+
+A recipe describes one experiment. Every stage writes under `run.dir`:
+`<dir>/cam/`, `<dir>/affinity/`, `<dir>/seg/`. `task` says which stage
+`tools/train.py` trains; the other tools read whichever stages they need.
+
+Defaults are the reference's constants (shared/reference/psa.md), so a recipe only names
+what it changes.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import difflib
+import os
+import types
+import typing
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Optional
+
+import yaml
+
+from .errors import PsaError
+
+TASKS = ("cam", "affinity", "seg")
+
+
+@dataclass
+class RunConfig:
+    dir: str = "runs/default"
+    seed: int = 0
+    deterministic: bool = False
+    # null defers to `accelerate launch --mixed_precision`; otherwise no | bf16 | fp16
+    mixed_precision: Optional[str] = None
+    num_workers: int = 4
+
+
+@dataclass
+class SyntheticConfig:
+    num_train: int = 240
+    num_val: int = 60
+    image_size: int = 112
+    num_classes: int = 4
+    max_objects: int = 3
+    seed: int = 0
+
+
+@dataclass
+class DataConfig:
+    kind: str = "voc"  # voc | pet | synthetic
+    root: str = ""
+    train_split: str = "train_aug"  # images the networks learn from
+    eval_split: str = "train"  # images whose pseudo masks are scored (the PSA protocol)
+    val_split: str = "val"  # held-out images for the segmentation network
+    # Class names with index 0 = background; null = the layout's default (VOC's 21,
+    # classes.txt in the root, the pet label mode, the synthetic generator's).
+    classes: Optional[list] = None
+    label_mode: str = "species"  # pet only: species | breed
+    synthetic: SyntheticConfig = field(default_factory=SyntheticConfig)
+
+
+@dataclass
+class ModelConfig:
+    backbone: str = "resnet50"
+    pretrained: bool = False  # timm hub weights (needs network once)
+    weights: str = ""  # local ImageNet weights file (.pth / .safetensors); wins over pretrained
+    freeze_bn: bool = True  # BN as a fixed affine layer, as the reference
+    freeze_stem: bool = True  # stem + first stage get no gradient, as the reference
+
+
+@dataclass
+class TrainConfig:
+    epochs: int = 15
+    batch_size: int = 16
+    lr: float = 0.01
+    momentum: float = 0.9  # the reference ran with ~0 by accident (psa#28): set 0.0005 to mimic
+    weight_decay: float = 5e-4
+    poly_power: float = 0.9
+    grad_accum: int = 1
+    checkpoint_every: int = 500  # steps; a checkpoint is also written at the end
+    keep_checkpoints: int = 2
+    resume: str = "auto"  # auto | never | <checkpoint dir>
+    log_every: int = 10
+    images_per_epoch: int = 4  # overlay pictures written to TensorBoard per epoch
+    max_steps: int = 0  # >0 stops early (smoke runs); the LR schedule still uses the full length
+
+
+@dataclass
+class CamConfig:
+    train: TrainConfig = field(default_factory=TrainConfig)
+    crop_size: int = 448
+    resize_long: list = field(default_factory=lambda: [256, 512])
+    color_jitter: list = field(default_factory=lambda: [0.3, 0.3, 0.3, 0.1])
+    scales: list = field(default_factory=lambda: [1.0, 0.5, 1.5, 2.0])
+    flip: bool = True
+    low_alpha: float = 4.0  # inflates the background: what survives is confident foreground
+    high_alpha: float = 32.0  # shrinks the background: what survives is confident background
+    bg_threshold: float = 0.2  # constant background score for CAM predictions
+    export_split: str = ""  # "" = data.train_split and data.eval_split
+
+
+@dataclass
+class AffinityConfig:
+    train: TrainConfig = field(default_factory=lambda: TrainConfig(epochs=8, batch_size=8))
+    crop_size: int = 448
+    color_jitter: list = field(default_factory=lambda: [0.3, 0.3, 0.3, 0.1])
+    radius: int = 5
+    init: str = "imagenet"  # imagenet | cam (start the backbone from the CAM checkpoint)
+
+
+@dataclass
+class RandomWalkConfig:
+    alpha: float = 16.0  # background score (1 - max CAM) ** alpha before the walk
+    beta: float = 8.0
+    logt: int = 8  # t = 2 ** logt steps
+    radius: int = 5
+    split: str = ""  # "" = data.train_split and data.eval_split
+    crf: bool = False  # also write CRF-refined pseudo masks (pseudo_crf/), e.g. for seg.labels
+
+
+@dataclass
+class CrfConfig:
+    gaussian_sxy: float = 3.0
+    gaussian_compat: float = 3.0
+    bilateral_sxy: float = 80.0
+    bilateral_srgb: float = 13.0
+    bilateral_compat: float = 10.0
+    iterations: int = 10
+
+
+@dataclass
+class SegConfig:
+    train: TrainConfig = field(default_factory=lambda: TrainConfig(epochs=30, batch_size=16, lr=0.001))
+    head: str = "aspp"  # aspp (DeepLab-v2) | deeplabv3
+    labels: str = "pseudo"  # pseudo | pseudo_crf | gt (upper bound)
+    crop_size: int = 448
+    resize_range: list = field(default_factory=lambda: [0.5, 1.5])
+    color_jitter: list = field(default_factory=lambda: [0.3, 0.3, 0.3, 0.1])
+    scales: list = field(default_factory=lambda: [1.0, 0.75, 1.25])
+    flip: bool = True
+    split: str = ""  # images `tools/predict.py` segments; "" = data.val_split
+
+
+@dataclass
+class EvalConfig:
+    bg_sweep: list = field(default_factory=lambda: [0.05, 0.5, 0.05])  # start, stop, step
+    num_pictures: int = 8
+    crf_workers: int = 0  # 0 = one per core
+
+
+PIPELINE_STEPS = [
+    "train_cam", "export_cams", "eval_cam", "train_affinity", "random_walk", "eval_rw", "eval_rw_crf",
+    "train_seg", "predict_seg", "eval_seg",
+]
+
+
+@dataclass
+class PipelineConfig:
+    steps: list = field(default_factory=lambda: list(PIPELINE_STEPS))  # which steps tools/pipeline.py runs
+
+
+@dataclass
+class Recipe:
+    task: str = "cam"
+    run: RunConfig = field(default_factory=RunConfig)
+    data: DataConfig = field(default_factory=DataConfig)
+    model: ModelConfig = field(default_factory=ModelConfig)
+    cam: CamConfig = field(default_factory=CamConfig)
+    affinity: AffinityConfig = field(default_factory=AffinityConfig)
+    random_walk: RandomWalkConfig = field(default_factory=RandomWalkConfig)
+    crf: CrfConfig = field(default_factory=CrfConfig)
+    seg: SegConfig = field(default_factory=SegConfig)
+    eval: EvalConfig = field(default_factory=EvalConfig)
+    pipeline: PipelineConfig = field(default_factory=PipelineConfig)
+
+    def stage_dir(self, stage: str) -> Path:
+        return Path(self.run.dir) / stage
+
+
+# ----------------------------------------------------------------------------- loading
+
+
+def load_recipe(path: str | os.PathLike, overrides: list[str] | tuple[str, ...] = ()) -> Recipe:
+    """Read a recipe file (with its `_base_` chain), apply `key=value` overrides, validate."""
+    raw = _load_with_bases(Path(path), chain=())
+    for item in overrides:
+        key, value = _parse_override(item)
+        _set_dotted(raw, key, value)
+    recipe = _build(Recipe, raw, prefix="")
+    validate(recipe)
+    return recipe
+
+
+def recipe_to_dict(recipe: Recipe) -> dict:
+    return dataclasses.asdict(recipe)
+
+
+def dump_recipe(recipe: Recipe) -> str:
+    return yaml.safe_dump(recipe_to_dict(recipe), sort_keys=False)
+
+
+def _read_yaml(path: Path) -> dict:
+    try:
+        text = path.read_text(encoding="utf-8")
+    except FileNotFoundError:
+        raise PsaError(f"recipe file not found: {path}") from None
+    except OSError as err:
+        raise PsaError(f"cannot read recipe {path}: {err.strerror}") from None
+    try:
+        data = yaml.safe_load(text)
+    except yaml.YAMLError as err:
+        mark = getattr(err, "problem_mark", None)
+        where = f" line {mark.line + 1}" if mark is not None else ""
+        problem = getattr(err, "problem", None) or "invalid YAML"
+        raise PsaError(f"invalid YAML in {path}{where}: {problem}") from None
+    if data is None:
+        return {}
+    if not isinstance(data, dict):
+        raise PsaError(f"recipe {path} must be a mapping of sections, got {type(data).__name__}")
+    return data
+
+
+def _load_with_bases(path: Path, chain: tuple[Path, ...]) -> dict:
+    resolved = path.resolve()
+    if resolved in chain:
+        cycle = " -> ".join(str(p) for p in (*chain, resolved))
+        raise PsaError(f"_base_ inheritance cycle: {cycle}")
+    data = _read_yaml(path)
+    bases = data.pop("_base_", [])
+    if isinstance(bases, str):
+        bases = [bases]
+    if not isinstance(bases, list):
+        raise PsaError(f"_base_ in {path} must be a file name or a list of them")
+    merged: dict = {}
+    for base in bases:
+        base_path = (path.parent / str(base))
+        if not base_path.is_file():
+            raise PsaError(f"_base_ file not found: {base} (from {path})")
+        merged = _deep_merge(merged, _load_with_bases(base_path, (*chain, resolved)))
+    return _deep_merge(merged, data)
+
+
+def _deep_merge(base: dict, child: dict) -> dict:
+    out = dict(base)
+    for key, value in child.items():
+        if isinstance(value, dict) and isinstance(out.get(key), dict):
+            out[key] = _deep_merge(out[key], value)
+        else:
+            out[key] = value
+    return out
+
+
+def _parse_override(item: str) -> tuple[str, Any]:
+    if "=" not in item:
+        raise PsaError(f"override {item!r} must look like key=value (e.g. train.lr=0.01)")
+    key, text = item.split("=", 1)
+    key = key.strip()
+    if not key:
+        raise PsaError(f"override {item!r} has an empty key")
+    try:
+        value = yaml.safe_load(text) if text.strip() else ""
+    except yaml.YAMLError:
+        value = text  # not YAML: keep the string; the schema decides whether that is valid
+    return key, value
+
+
+def _set_dotted(raw: dict, key: str, value: Any) -> None:
+    node = raw
+    parts = key.split(".")
+    for part in parts[:-1]:
+        child = node.get(part)
+        if not isinstance(child, dict):
+            child = {}
+            node[part] = child
+        node = child
+    node[parts[-1]] = value
+
+
+# ------------------------------------------------------------------ typing and checking
+
+
+def _build(cls: type, raw: Any, prefix: str) -> Any:
+    if not isinstance(raw, dict):
+        raise PsaError(f"recipe key '{prefix.rstrip('.') or 'root'}' must be a section (mapping), got {raw!r}")
+    hints = typing.get_type_hints(cls)
+    fields = {f.name: f for f in dataclasses.fields(cls)}
+    kwargs = {}
+    for key, value in raw.items():
+        full = f"{prefix}{key}"
+        if key not in fields:
+            raise PsaError(_unknown_key_message(full, [f"{prefix}{name}" for name in fields]))
+        kwargs[key] = _coerce(hints[key], value, full)
+    return cls(**kwargs)
+
+
+def _unknown_key_message(full: str, known: list[str]) -> str:
+    close = difflib.get_close_matches(full, known, n=1, cutoff=0.5)
+    hint = f"; did you mean '{close[0]}'?" if close else f"; known keys: {', '.join(sorted(known))}"
+    return f"unknown recipe key '{full}'{hint}"
+
+
+def _coerce(hint: Any, value: Any, key: str) -> Any:
+    origin = typing.get_origin(hint)
+    if origin in (typing.Union, types.UnionType):
+        args = [a for a in typing.get_args(hint) if a is not type(None)]
+        if value is None:
+            return None
+        return _coerce(args[0], value, key)
+    if dataclasses.is_dataclass(hint):
+        return _build(hint, value, prefix=f"{key}.")
+    if hint is bool:
+        if isinstance(value, bool):
+            return value
+        if isinstance(value, str) and value.lower() in ("true", "false"):
+            return value.lower() == "true"
+        raise _type_error(key, "true or false", value)
+    if hint is int:
+        if isinstance(value, bool):
+            raise _type_error(key, "an integer", value)
+        if isinstance(value, int):
+            return value
+        if isinstance(value, float) and value.is_integer():
+            return int(value)
+        if isinstance(value, str):
+            try:
+                number = float(value)  # YAML 1.1 reads 1e3 as a string
+            except ValueError:
+                raise _type_error(key, "an integer", value) from None
+            if number.is_integer():
+                return int(number)
+        raise _type_error(key, "an integer", value)
+    if hint is float:
+        if isinstance(value, bool):
+            raise _type_error(key, "a number", value)
+        if isinstance(value, (int, float)):
+            return float(value)
+        if isinstance(value, str):
+            try:
+                return float(value)  # YAML 1.1 reads 1e-3 as a string
+            except ValueError:
+                pass
+        raise _type_error(key, "a number", value)
+    if hint is str:
+        if isinstance(value, (str, int, float)) and not isinstance(value, bool):
+            return str(value)
+        raise _type_error(key, "a string", value)
+    if hint is list or origin is list:
+        if isinstance(value, (list, tuple)):
+            return list(value)
+        raise _type_error(key, "a list", value)
+    return value
+
+
+def _type_error(key: str, expected: str, value: Any) -> PsaError:
+    return PsaError(f"recipe key '{key}' must be {expected}, got {value!r}")
+
+
+def _check(condition: bool, key: str, message: str) -> None:
+    if not condition:
+        raise PsaError(f"recipe key '{key}' {message}")
+
+
+def _check_train(train: TrainConfig, prefix: str) -> None:
+    _check(train.epochs >= 1, f"{prefix}.epochs", "must be >= 1")
+    _check(train.batch_size >= 1, f"{prefix}.batch_size", "must be >= 1")
+    _check(train.lr > 0, f"{prefix}.lr", f"must be > 0, got {train.lr}")
+    _check(0 <= train.momentum < 1, f"{prefix}.momentum", "must be in [0, 1)")
+    _check(train.weight_decay >= 0, f"{prefix}.weight_decay", "must be >= 0")
+    _check(train.poly_power >= 0, f"{prefix}.poly_power", "must be >= 0")
+    _check(train.grad_accum >= 1, f"{prefix}.grad_accum", "must be >= 1")
+    _check(train.checkpoint_every >= 1, f"{prefix}.checkpoint_every", "must be >= 1")
+    _check(train.keep_checkpoints >= 1, f"{prefix}.keep_checkpoints", "must be >= 1")
+    _check(train.log_every >= 1, f"{prefix}.log_every", "must be >= 1")
+    _check(train.max_steps >= 0, f"{prefix}.max_steps", "must be >= 0")
+
+
+def _check_crop(size: int, key: str) -> None:
+    _check(size >= 16 and size % 8 == 0, key, f"must be a multiple of 8 (>= 16), got {size}")
+
+
+def validate(recipe: Recipe) -> None:
+    """Range checks the types alone cannot express. Raises PsaError naming the key."""
+    _check(recipe.task in TASKS, "task", f"must be one of {', '.join(TASKS)}, got {recipe.task!r}")
+    _check(bool(recipe.run.dir), "run.dir", "must not be empty")
+    _check(recipe.run.mixed_precision in (None, "no", "bf16", "fp16"), "run.mixed_precision",
+           f"must be null, no, bf16 or fp16, got {recipe.run.mixed_precision!r}")
+    _check(recipe.run.num_workers >= 0, "run.num_workers", "must be >= 0")
+    _check(recipe.data.kind in ("voc", "pet", "synthetic"), "data.kind",
+           f"must be voc, pet or synthetic, got {recipe.data.kind!r}")
+    _check(recipe.data.label_mode in ("species", "breed"), "data.label_mode", "must be species or breed")
+    syn = recipe.data.synthetic
+    _check(syn.image_size >= 32, "data.synthetic.image_size", "must be >= 32")
+    _check(syn.num_train >= 1 and syn.num_val >= 1, "data.synthetic.num_train", "and num_val must be >= 1")
+    _check(1 <= syn.num_classes <= 8, "data.synthetic.num_classes", "must be in 1..8")
+    _check(syn.max_objects >= 1, "data.synthetic.max_objects", "must be >= 1")
+    if recipe.data.classes is not None:
+        _check(len(recipe.data.classes) >= 2, "data.classes", "needs background plus at least one class")
+    for stage in ("cam", "affinity", "seg"):
+        _check_train(getattr(recipe, stage).train, f"{stage}.train")
+        _check_crop(getattr(recipe, stage).crop_size, f"{stage}.crop_size")
+    cam = recipe.cam
+    _check(len(cam.resize_long) == 2 and 0 < cam.resize_long[0] <= cam.resize_long[1],
+           "cam.resize_long", "must be [min, max] with 0 < min <= max")
+    _check(len(cam.scales) >= 1 and all(s > 0 for s in cam.scales), "cam.scales", "must be positive numbers")
+    _check(cam.low_alpha > 0 and cam.high_alpha > 0, "cam.low_alpha", "and cam.high_alpha must be > 0")
+    _check(0 <= cam.bg_threshold <= 1, "cam.bg_threshold", "must be in [0, 1]")
+    for stage in ("cam", "affinity", "seg"):
+        _check(len(getattr(recipe, stage).color_jitter) == 4, f"{stage}.color_jitter",
+               "must be [brightness, contrast, saturation, hue]")
+    _check(recipe.affinity.radius >= 2, "affinity.radius", f"must be >= 2, got {recipe.affinity.radius}")
+    _check(recipe.affinity.init in ("imagenet", "cam"), "affinity.init", "must be imagenet or cam")
+    rw = recipe.random_walk
+    _check(rw.radius >= 2, "random_walk.radius", f"must be >= 2, got {rw.radius}")
+    _check(rw.logt >= 0, "random_walk.logt", f"must be >= 0, got {rw.logt}")
+    _check(rw.beta > 0, "random_walk.beta", "must be > 0")
+    _check(rw.alpha > 0, "random_walk.alpha", "must be > 0")
+    _check(recipe.crf.iterations >= 1, "crf.iterations", "must be >= 1")
+    seg = recipe.seg
+    _check(seg.head in ("aspp", "deeplabv3"), "seg.head", "must be aspp or deeplabv3")
+    _check(seg.labels in ("pseudo", "pseudo_crf", "gt"), "seg.labels", "must be pseudo, pseudo_crf or gt")
+    _check(len(seg.resize_range) == 2 and 0 < seg.resize_range[0] <= seg.resize_range[1],
+           "seg.resize_range", "must be [min, max] with 0 < min <= max")
+    _check(len(seg.scales) >= 1 and all(s > 0 for s in seg.scales), "seg.scales", "must be positive numbers")
+    sweep = recipe.eval.bg_sweep
+    _check(len(sweep) == 3 and 0 <= sweep[0] <= sweep[1] <= 1 and sweep[2] > 0, "eval.bg_sweep",
+           "must be [start, stop, step] within [0, 1]")
+    _check(recipe.eval.num_pictures >= 0, "eval.num_pictures", "must be >= 0")
+    _check(recipe.eval.crf_workers >= 0, "eval.crf_workers", "must be >= 0")

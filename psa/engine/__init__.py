@@ -1,0 +1,1 @@
+"""The Accelerate training engine shared by every stage."""

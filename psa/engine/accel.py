@@ -1,0 +1,44 @@
+"""One way to build the Accelerator, so every tool runs on 1 CPU, N CPU processes (gloo),
+one GPU or many GPUs/nodes (NCCL) without code changes."""
+
+from __future__ import annotations
+
+import logging
+import os
+
+import torch
+
+from ..config import Recipe
+
+logger = logging.getLogger("psa")
+
+
+def make_accelerator(recipe: Recipe, grad_accum: int = 1, project_dir: str | None = None):
+    from accelerate import Accelerator
+    from accelerate.utils import DataLoaderConfiguration, set_seed
+
+    on_gpu = torch.cuda.is_available()
+    if recipe.run.mixed_precision == "fp16" and not on_gpu:
+        logger.warning("run.mixed_precision=fp16 has no effect on CPU (runs fp32); use bf16")
+    accelerator = Accelerator(
+        cpu=not on_gpu,  # `accelerate launch --multi_gpu` then gives real gloo DDP on CPU
+        mixed_precision=recipe.run.mixed_precision,  # None defers to the launcher
+        gradient_accumulation_steps=grad_accum,
+        project_dir=project_dir,
+        # seeded sampler: the shuffle order of epoch e depends only on (seed, e), so resume
+        # can skip exactly the batches already seen
+        dataloader_config=DataLoaderConfiguration(use_seedable_sampler=True),
+    )
+    set_seed(recipe.run.seed)
+    if recipe.run.deterministic:
+        os.environ.setdefault("CUBLAS_WORKSPACE_CONFIG", ":4096:8")
+        torch.use_deterministic_algorithms(True, warn_only=True)
+        torch.backends.cudnn.benchmark = False
+    elif on_gpu:
+        torch.backends.cudnn.benchmark = True
+    return accelerator
+
+
+def shard(items: list, accelerator) -> list:
+    """This process's share of a list (no padding, so nothing is counted twice)."""
+    return items[accelerator.process_index :: accelerator.num_processes]

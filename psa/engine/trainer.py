@@ -1,0 +1,257 @@
+"""The training loop every stage shares: Accelerate DDP/AMP, poly LR, checkpoints, resume,
+TensorBoard, clean stop on SIGINT/SIGTERM, and a hard stop on a non-finite loss."""
+
+from __future__ import annotations
+
+import signal
+import subprocess
+import sys
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Callable
+
+import numpy as np
+import torch
+from torch import nn
+from torch.utils.data import DataLoader, Dataset
+
+from .. import __version__
+from ..config import Recipe, TrainConfig, dump_recipe
+from ..errors import PsaError
+from ..io import atomic_write_json, atomic_write_text
+from .accel import make_accelerator
+from .checkpoints import (
+    WEIGHTS_FILE, latest_checkpoint, read_state, remove_incomplete, save_checkpoint, save_weights,
+)
+from .optim import build_optimizer, set_poly_lr
+from .report import Reporter
+
+LossFn = Callable[[nn.Module, dict], tuple[torch.Tensor, dict]]
+PreviewFn = Callable[[nn.Module, dict], dict[str, np.ndarray]]
+
+
+@dataclass
+class TaskSpec:
+    """What a stage hands the engine."""
+
+    name: str
+    train: TrainConfig
+    model: nn.Module
+    dataset: Dataset
+    loss_fn: LossFn  # (model, batch) -> (loss, scalars to log)
+    meta: dict = field(default_factory=dict)  # stored with the final weights (classes, backbone, ...)
+    preview_fn: PreviewFn | None = None  # (unwrapped model, batch) -> {tag: HxWx3 uint8}
+
+
+class StopRequested(Exception):
+    """SIGINT/SIGTERM arrived; a checkpoint was written."""
+
+
+@dataclass
+class TrainResult:
+    stage_dir: Path
+    weights: Path
+    steps: int
+    final_loss: float
+    seconds: float
+    world_size: int
+    resumed_from: int
+
+
+def train(recipe: Recipe, build_task: Callable[[Recipe], TaskSpec], reporter: Reporter | None = None) -> TrainResult:
+    reporter = reporter or Reporter()
+    stage_dir = recipe.stage_dir(recipe.task)
+    ckpt_dir = stage_dir / "checkpoints"
+    train_cfg: TrainConfig = getattr(recipe, recipe.task).train
+    accelerator = make_accelerator(recipe, grad_accum=train_cfg.grad_accum, project_dir=str(stage_dir))
+    if accelerator.is_main_process:
+        _prepare_run_dir(recipe, stage_dir, accelerator.num_processes)
+        remove_incomplete(ckpt_dir)
+    accelerator.wait_for_everyone()
+
+    task = build_task(recipe)
+    cuda = accelerator.device.type == "cuda"
+    workers = recipe.run.num_workers
+    loader = DataLoader(
+        task.dataset, batch_size=train_cfg.batch_size, shuffle=True, drop_last=True,
+        num_workers=workers, pin_memory=cuda, persistent_workers=workers > 0,
+    )
+    if len(loader) == 0:
+        raise PsaError(f"{task.name}: {len(task.dataset)} training images is fewer than "
+                       f"{recipe.task}.train.batch_size={train_cfg.batch_size}")
+    optimizer = build_optimizer(task.model, train_cfg.lr, train_cfg.momentum, train_cfg.weight_decay)
+    model, optimizer, loader = accelerator.prepare(task.model, optimizer, loader)
+
+    steps_per_epoch = len(loader) // train_cfg.grad_accum
+    if steps_per_epoch == 0:
+        raise PsaError(f"{recipe.task}.train.grad_accum={train_cfg.grad_accum} exceeds the "
+                       f"{len(loader)} batches of one epoch")
+    max_step = steps_per_epoch * train_cfg.epochs
+    stop_step = min(max_step, train_cfg.max_steps) if train_cfg.max_steps else max_step
+
+    step = _resume(recipe, train_cfg, accelerator, ckpt_dir)
+    resumed_from = step
+    writer = _tensorboard(stage_dir) if accelerator.is_main_process else None
+    stopper = _SignalFlag()
+    reporter.start(f"train {task.name}", total=stop_step, completed=step)
+    started, images_seen, last_loss = time.perf_counter(), 0, float("nan")
+    window_start, window_images = time.perf_counter(), 0
+    try:
+        while step < stop_step:
+            epoch = step // steps_per_epoch
+            loader.set_epoch(epoch)
+            skip = (step % steps_per_epoch) * train_cfg.grad_accum
+            epoch_loader = accelerator.skip_first_batches(loader, skip) if skip else loader
+            model.train()
+            previewed = False
+            for batch in epoch_loader:
+                with accelerator.accumulate(model):
+                    set_poly_lr(optimizer, train_cfg.lr, step, max_step, train_cfg.poly_power)
+                    loss, scalars = task.loss_fn(model, batch)
+                    accelerator.backward(loss)
+                    optimizer.step()
+                    optimizer.zero_grad(set_to_none=True)
+                batch_images = _batch_size(batch) * accelerator.num_processes
+                images_seen += batch_images
+                window_images += batch_images
+                if not accelerator.sync_gradients:
+                    continue
+                step += 1
+                mean_loss = accelerator.reduce(loss.detach().float(), "mean").item()
+                if not np.isfinite(mean_loss):
+                    last = latest_checkpoint(ckpt_dir)
+                    raise PsaError(f"{task.name}: loss is {mean_loss} at step {step}; stopped. "
+                                   f"Last good checkpoint: {last or 'none'} (lower the LR?)")
+                last_loss = mean_loss
+                if writer is not None and (step % train_cfg.log_every == 0 or step == stop_step):
+                    now = time.perf_counter()
+                    _log_scalars(writer, step, epoch, mean_loss, scalars, optimizer,
+                                 window_images / max(now - window_start, 1e-9))
+                    window_start, window_images = now, 0
+                if writer is not None and not previewed and task.preview_fn is not None:
+                    _log_previews(writer, task, accelerator.unwrap_model(model), batch, epoch, train_cfg)
+                    model.train()
+                    previewed = True
+                reporter.update(step, loss=mean_loss, epoch=epoch + 1)
+                stop_now = _any_rank(accelerator, stopper.raised)
+                if step % train_cfg.checkpoint_every == 0 or step == stop_step or stop_now:
+                    save_checkpoint(accelerator, ckpt_dir, step, {"epoch": epoch, "max_step": max_step},
+                                    train_cfg.keep_checkpoints)
+                if stop_now:
+                    raise StopRequested(f"stopped by signal at step {step}; resume with train.resume=auto")
+                if step >= stop_step:
+                    break
+    finally:
+        stopper.restore()
+        reporter.finish()
+        if writer is not None:
+            writer.close()
+
+    weights = stage_dir / WEIGHTS_FILE
+    accelerator.wait_for_everyone()
+    if accelerator.is_main_process:
+        save_weights(weights, accelerator.unwrap_model(model),
+                     {"task": recipe.task, "backbone": recipe.model.backbone, "steps": step, **task.meta})
+    accelerator.wait_for_everyone()
+    return TrainResult(stage_dir, weights, step, last_loss, time.perf_counter() - started,
+                       accelerator.num_processes, resumed_from)
+
+
+# ----------------------------------------------------------------------------- helpers
+
+
+def _prepare_run_dir(recipe: Recipe, stage_dir: Path, world_size: int) -> None:
+    try:
+        stage_dir.mkdir(parents=True, exist_ok=True)
+        probe = stage_dir / ".write_test"
+        probe.write_bytes(b"ok")
+        probe.unlink()
+    except OSError as err:
+        raise PsaError(f"run directory {stage_dir} is not writable: {err.strerror} (recipe key run.dir)") from None
+    atomic_write_text(Path(recipe.run.dir) / "recipe.yaml", dump_recipe(recipe))
+    atomic_write_json(stage_dir / "run_info.json", {
+        "psa_version": __version__, "git_commit": _git_commit(), "world_size": world_size,
+        "command": sys.argv, "torch": torch.__version__, "started": time.strftime("%Y-%m-%d %H:%M:%S"),
+    })
+
+
+def _git_commit() -> str | None:
+    try:
+        out = subprocess.run(["git", "rev-parse", "HEAD"], capture_output=True, text=True, timeout=5,
+                             cwd=Path(__file__).resolve().parent)
+    except (OSError, subprocess.SubprocessError):
+        return None
+    return out.stdout.strip() or None
+
+
+def _resume(recipe: Recipe, train_cfg: TrainConfig, accelerator, ckpt_dir: Path) -> int:
+    mode = train_cfg.resume
+    if mode == "never":
+        return 0
+    checkpoint = latest_checkpoint(ckpt_dir) if mode == "auto" else Path(mode)
+    if checkpoint is None:
+        return 0
+    if not checkpoint.is_dir():
+        raise PsaError(f"recipe key '{recipe.task}.train.resume': checkpoint {checkpoint} not found")
+    state = read_state(checkpoint)
+    accelerator.load_state(str(checkpoint))
+    return int(state["step"])
+
+
+def _batch_size(batch) -> int:
+    first = batch["image"] if isinstance(batch, dict) else batch[0]
+    return int(first.shape[0])
+
+
+def _any_rank(accelerator, flag: bool) -> bool:
+    if accelerator.num_processes == 1:
+        return flag
+    value = torch.tensor([1.0 if flag else 0.0], device=accelerator.device)
+    return bool(accelerator.reduce(value, "sum").item() > 0)
+
+
+class _SignalFlag:
+    """Turn SIGINT/SIGTERM into a flag checked at step boundaries (then checkpoint + exit)."""
+
+    def __init__(self):
+        self.raised = False
+        self._previous = {}
+        for sig in (signal.SIGINT, signal.SIGTERM):
+            try:
+                self._previous[sig] = signal.signal(sig, self._handle)
+            except ValueError:  # not the main thread (e.g. a notebook worker): keep defaults
+                pass
+
+    def _handle(self, signum, frame):
+        self.raised = True
+
+    def restore(self):
+        for sig, handler in self._previous.items():
+            signal.signal(sig, handler)
+
+
+def _tensorboard(stage_dir: Path):
+    from torch.utils.tensorboard import SummaryWriter
+
+    return SummaryWriter(log_dir=str(stage_dir / "tb"))
+
+
+def _log_scalars(writer, step, epoch, loss, scalars, optimizer, images_per_second) -> None:
+    writer.add_scalar("train/loss", loss, step)
+    writer.add_scalar("train/epoch", epoch + 1, step)
+    writer.add_scalar("train/images_per_s", images_per_second, step)
+    for group in optimizer.param_groups:
+        writer.add_scalar(f"lr/{group['name']}", group["lr"], step)
+    for key, value in scalars.items():
+        writer.add_scalar(f"train/{key}", float(value), step)
+
+
+def _log_previews(writer, task: TaskSpec, model, batch, epoch, train_cfg) -> None:
+    if train_cfg.images_per_epoch <= 0:
+        return
+    with torch.no_grad():
+        model.eval()
+        pictures = task.preview_fn(model, batch)
+    for tag, picture in list(pictures.items())[: train_cfg.images_per_epoch]:
+        writer.add_image(f"preview/{tag}", picture, epoch + 1, dataformats="HWC")

@@ -1,0 +1,76 @@
+"""Atomic file output: write to a temp file in the same folder, then rename.
+
+A killed run therefore never leaves a truncated file behind, and "file exists" means
+"file is complete", which is what lets every tool skip finished work on a re-run.
+"""
+
+from __future__ import annotations
+
+import io
+import json
+import os
+import tempfile
+from pathlib import Path
+from typing import Any, Callable
+
+import numpy as np
+from PIL import Image
+
+from .constants import voc_palette
+
+
+def atomic_write_bytes(path: str | os.PathLike, data: bytes) -> None:
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    try:
+        with os.fdopen(fd, "wb") as handle:
+            handle.write(data)
+            handle.flush()
+            os.fsync(handle.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+
+
+def atomic_write_with(path: str | os.PathLike, writer: Callable[[io.BytesIO], None]) -> None:
+    """Serialise with `writer(buffer)` in memory, then write the bytes atomically."""
+    buffer = io.BytesIO()
+    writer(buffer)
+    atomic_write_bytes(path, buffer.getvalue())
+
+
+def atomic_write_text(path: str | os.PathLike, text: str) -> None:
+    atomic_write_bytes(path, text.encode("utf-8"))
+
+
+def atomic_write_json(path: str | os.PathLike, obj: Any) -> None:
+    atomic_write_text(path, json.dumps(obj, indent=2, sort_keys=True) + "\n")
+
+
+def save_label_png(path: str | os.PathLike, label: np.ndarray) -> None:
+    """A uint8 H×W label map as a VOC palette PNG (pixel value = class index)."""
+    image = Image.fromarray(np.asarray(label, dtype=np.uint8), mode="P")
+    image.putpalette(voc_palette())
+    atomic_write_with(path, lambda buf: image.save(buf, format="PNG"))
+
+
+def save_npz(path: str | os.PathLike, **arrays: np.ndarray) -> None:
+    atomic_write_with(path, lambda buf: np.savez_compressed(buf, **arrays))
+
+
+def save_image(path: str | os.PathLike, rgb: np.ndarray) -> None:
+    image = Image.fromarray(np.asarray(rgb, dtype=np.uint8))
+    atomic_write_with(path, lambda buf: image.save(buf, format="PNG"))
+
+
+def remove_stale_temp_files(folder: str | os.PathLike) -> int:
+    """Delete leftovers of killed writes (".name.XXXX.tmp"); returns how many."""
+    folder = Path(folder)
+    if not folder.is_dir():
+        return 0
+    stale = list(folder.glob(".*.tmp"))
+    for path in stale:
+        path.unlink(missing_ok=True)
+    return len(stale)

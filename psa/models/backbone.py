@@ -1,0 +1,140 @@
+"""A timm feature extractor at output stride 8: the last three stages, all at stride 8.
+
+Weights come from (in this order) a local file (`model.weights`), the timm hub
+(`model.pretrained: true`), or nowhere (random init). Nothing is downloaded unless the
+recipe asks for pretrained weights.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import torch
+from torch import nn
+
+from ..config import ModelConfig
+from ..constants import FEATURE_STRIDE
+from ..errors import PsaError
+
+OUT_INDICES = (2, 3, 4)  # the stages at strides 8, 8 (dilated), 8 (dilated)
+
+
+class Backbone(nn.Module):
+    """Returns a list of three feature maps, all at stride 8."""
+
+    def __init__(self, body: nn.Module, name: str):
+        super().__init__()
+        self.body = body
+        self.name = name
+        self.channels: list[int] = list(body.feature_info.channels())
+
+    def forward(self, x: torch.Tensor) -> list[torch.Tensor]:
+        return self.body(x)
+
+
+def build_backbone(cfg: ModelConfig, load_weights: bool = True) -> Backbone:
+    """`load_weights=False` skips ImageNet weights (a checkpoint will overwrite them anyway)."""
+    import timm
+
+    if cfg.backbone not in timm.list_models():
+        raise PsaError(f"recipe key 'model.backbone': unknown timm model {cfg.backbone!r}")
+    kwargs = dict(features_only=True, output_stride=FEATURE_STRIDE, out_indices=OUT_INDICES)
+    try:
+        body = timm.create_model(cfg.backbone, pretrained=False, **kwargs)
+    except (TypeError, AssertionError, ValueError, RuntimeError) as err:
+        raise PsaError(f"recipe key 'model.backbone': {cfg.backbone} cannot run at output stride 8 "
+                       f"with features_only ({err})") from None
+    if load_weights and cfg.weights:
+        _load_local_weights(body, cfg.backbone, Path(cfg.weights))
+    elif load_weights and cfg.pretrained:
+        _load_hub_weights(body, cfg.backbone, kwargs)
+    if cfg.freeze_bn:
+        # BN becomes a fixed affine layer (running stats, no gradient), as in the reference;
+        # this also makes results independent of the per-GPU batch size.
+        body = timm.layers.freeze_batch_norm_2d(body)
+    if cfg.freeze_stem:
+        freeze_before_first_output(body)
+    return Backbone(body, cfg.backbone)
+
+
+def freeze_before_first_output(body: nn.Module) -> None:
+    """Stop gradients for the stem and first stage (the reference freezes conv1a and b2)."""
+    first_output = body.feature_info.info[OUT_INDICES[0]]["module"]
+    # FeatureListNet may flatten "blocks.2" to "blocks_2"
+    prefixes = (first_output + ".", first_output.replace(".", "_") + ".")
+    for name, param in body.named_parameters():
+        if name.startswith(prefixes):
+            break
+        param.requires_grad_(False)
+
+
+def read_state_dict(path: Path) -> dict[str, torch.Tensor]:
+    if not path.is_file():
+        raise PsaError(f"weights file not found: {path} (recipe key model.weights)")
+    try:
+        if path.suffix == ".safetensors":
+            from safetensors.torch import load_file
+
+            state = load_file(str(path))
+        else:
+            state = torch.load(path, map_location="cpu", weights_only=True)
+    except Exception as err:  # noqa: BLE001 - any unreadable file is the same user error
+        raise PsaError(f"cannot read weights file {path}: {str(err).splitlines()[0]}") from None
+    for key in ("state_dict", "model"):
+        if isinstance(state, dict) and isinstance(state.get(key), dict):
+            state = state[key]
+    if not isinstance(state, dict) or not all(isinstance(v, torch.Tensor) for v in state.values()):
+        raise PsaError(f"weights file {path} does not hold a state dict of tensors")
+    return state
+
+
+def _load_local_weights(body: nn.Module, name: str, path: Path) -> None:
+    import timm
+
+    state = read_state_dict(path)
+    full = timm.create_model(name, pretrained=False)
+    target = full.state_dict()
+    if not set(target) & set(state):
+        state = _match_by_position(state, target, path)
+    missing = [k for k in body.state_dict() if k not in state and _flat_key(k, state) is None]
+    if missing:
+        raise PsaError(f"weights file {path} does not fit {name}: {len(missing)} backbone tensors "
+                       f"missing (first: {missing[0]})")
+    mapped = {k: state[_flat_key(k, state) or k] for k in body.state_dict()}
+    for key, tensor in mapped.items():
+        if tensor.shape != body.state_dict()[key].shape:
+            raise PsaError(f"weights file {path} does not fit {name}: {key} has shape "
+                           f"{tuple(tensor.shape)}, expected {tuple(body.state_dict()[key].shape)}")
+    body.load_state_dict(mapped, strict=True)
+
+
+def _flat_key(key: str, state: dict) -> str | None:
+    """FeatureListNet renames "blocks.2.x" to "blocks_2.x"; find the original key."""
+    if key in state:
+        return key
+    head, _, rest = key.partition(".")
+    dotted = head.replace("_", ".") + ("." + rest if rest else "")
+    return dotted if dotted in state else None
+
+
+def _match_by_position(state: dict, target: dict, path: Path) -> dict:
+    """Files from other code bases (e.g. efficientnet_pytorch) name tensors differently but
+    store them in the same order; accept them only if every shape lines up."""
+    src, dst = list(state.items()), list(target.items())
+    if len(src) != len(dst) or any(a.shape != b.shape for (_, a), (_, b) in zip(src, dst)):
+        raise PsaError(f"weights file {path}: tensor names do not match the model and the "
+                       f"tensors do not line up by position either")
+    return {dst_key: tensor for (dst_key, _), (_, tensor) in zip(dst, src)}
+
+
+def _load_hub_weights(body: nn.Module, name: str, kwargs: dict) -> None:
+    import timm
+
+    try:
+        pretrained = timm.create_model(name, pretrained=True, **kwargs)
+    except Exception as err:  # noqa: BLE001 - offline hub errors come in many types
+        raise PsaError(
+            f"could not fetch pretrained weights for {name} ({type(err).__name__}); without network, "
+            f"download them elsewhere and set model.weights=/path/to/{name}.pth (or .safetensors)"
+        ) from None
+    body.load_state_dict(pretrained.state_dict())

@@ -1,0 +1,63 @@
+"""What the inference stages share: image lists, trained models, output folders."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+import torch
+
+from ..config import Recipe
+from ..data import build_source
+from ..data.base import SegmentationSource
+from ..engine.checkpoints import WEIGHTS_FILE, load_weights
+from ..io import remove_stale_temp_files
+
+
+@dataclass(frozen=True)
+class Item:
+    """One image of a stage's list: its id and where to load it from."""
+
+    image_id: str
+    source: SegmentationSource
+    index: int
+
+
+def items_for(recipe: Recipe, splits: list[str]) -> list[Item]:
+    """The images of several splits, each id once, in a stable order."""
+    seen: dict[str, Item] = {}
+    for split in splits:
+        source = build_source(recipe.data, split)
+        for index, image_id in enumerate(source.ids):
+            seen.setdefault(image_id, Item(image_id, source, index))
+    return list(seen.values())
+
+
+def default_splits(recipe: Recipe, override: str) -> list[str]:
+    """By default a stage covers the training images (the next stage learns from them) and
+    the evaluation images (their pseudo masks get scored)."""
+    if override:
+        return [override]
+    return list(dict.fromkeys([recipe.data.train_split, recipe.data.eval_split]))
+
+
+def load_trained(model: torch.nn.Module, recipe: Recipe, stage: str) -> dict:
+    state, meta = load_weights(recipe.stage_dir(stage) / WEIGHTS_FILE, stage, recipe.model.backbone)
+    try:
+        model.load_state_dict(state)
+    except RuntimeError as err:
+        from ..errors import PsaError
+
+        raise PsaError(f"checkpoint {recipe.stage_dir(stage) / WEIGHTS_FILE} does not fit this model: "
+                       f"{str(err).splitlines()[0]}") from None
+    return meta
+
+
+def output_dirs(*folders: Path) -> None:
+    for folder in folders:
+        folder.mkdir(parents=True, exist_ok=True)
+        remove_stale_temp_files(folder)
+
+
+def autocast(accelerator):
+    return accelerator.autocast()

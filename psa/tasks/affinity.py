@@ -1,0 +1,111 @@
+"""Stage 2: AffinityNet trained on pixel pairs drawn from the confident CAM labels."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import torch
+from PIL import Image
+from torch.utils.data import Dataset
+
+from ..config import AffinityConfig, Recipe
+from ..constants import FEATURE_STRIDE
+from ..data import build_source
+from ..data import transforms as T
+from ..engine.checkpoints import WEIGHTS_FILE, load_weights
+from ..engine.trainer import TaskSpec
+from ..errors import PsaError
+from ..models import AffinityNet, build_backbone
+from ..ops import affinity_loss, pair_labels
+from ..viz import colorize_label, side_by_side
+from .common import denormalize
+
+LABELS_DIR = "labels"  # confident labels written by the CAM export, under <run>/cam/
+
+
+def confident_label_path(recipe: Recipe, image_id: str) -> Path:
+    return recipe.stage_dir("cam") / LABELS_DIR / f"{image_id}.png"
+
+
+class AffinityTrainDataset(Dataset):
+    """Reference augmentation (no rescale): colour jitter, flip, crop (image padded with RGB 0,
+    labels with 255); the label is reduced to stride 8 by `transforms.downsample_label`."""
+
+    def __init__(self, source, recipe: Recipe):
+        self.source = source
+        self.recipe = recipe
+        self.cfg: AffinityConfig = recipe.affinity
+        self.fill = T.normalized_fill(0)
+        missing = [i for i in source.ids if not confident_label_path(recipe, i).is_file()]
+        if missing:
+            raise PsaError(f"confident label missing for {len(missing)} of {len(source.ids)} images "
+                           f"(first: {confident_label_path(recipe, missing[0])}); run tools/export_cams.py first")
+
+    def __len__(self) -> int:
+        return len(self.source)
+
+    def __getitem__(self, index: int) -> dict:
+        image = self.source.load_image(index)
+        path = confident_label_path(self.recipe, self.source.ids[index])
+        try:
+            label = np.asarray(Image.open(path))
+        except OSError as err:
+            raise PsaError(f"cannot read confident label {path}: {err}") from None
+        if label.shape != image.shape[:2]:
+            raise PsaError(f"confident label {path} is {label.shape}, its image is {image.shape[:2]}")
+        image = T.color_jitter(image, self.cfg.color_jitter)
+        image, label = T.random_hflip(image, label)
+        tensor, label = T.random_crop(T.normalize(image), torch.from_numpy(np.ascontiguousarray(label)),
+                                      self.cfg.crop_size, fill=self.fill)
+        small = torch.as_tensor(T.downsample_label(label, FEATURE_STRIDE))
+        pairs = pair_labels(small, self.cfg.radius)
+        return {"image": tensor, "label": small, **pairs}
+
+
+def affinity_loss_fn(radius: int):
+    def loss_fn(model, batch: dict) -> tuple[torch.Tensor, dict]:
+        aff = model(batch["image"], radius)
+        loss, parts = affinity_loss(aff.float(), {k: batch[k] for k in ("bg", "fg", "neg")})
+        return loss, parts
+    return loss_fn
+
+
+def affinity_preview(radius: int):
+    def preview(model: AffinityNet, batch: dict) -> dict:
+        images = batch["image"][:4]
+        aff = model(images, radius).float()
+        # low affinity to some neighbour = a boundary the random walk will not cross
+        valid = torch.ones_like(aff)
+        boundary = 1 - torch.where(aff > 0, aff, valid).min(dim=1).values
+        pictures = {}
+        for i in range(images.shape[0]):
+            rgb = denormalize(images[i])
+            label = colorize_label(batch["label"][i].cpu().numpy().astype(np.uint8))
+            edge = (boundary[i].cpu().numpy() * 255).astype(np.uint8)
+            edge = np.repeat(edge[..., None], 3, axis=2)
+            small = [np.asarray(Image.fromarray(p).resize(rgb.shape[1::-1], Image.NEAREST)) for p in (label, edge)]
+            pictures[f"affinity_{i}"] = side_by_side([rgb, *small])
+        return pictures
+    return preview
+
+
+def build_affinity_model(recipe: Recipe, load_weights_: bool = True) -> AffinityNet:
+    from_cam = recipe.affinity.init == "cam"
+    model = AffinityNet(build_backbone(recipe.model, load_weights=load_weights_ and not from_cam))
+    if load_weights_ and from_cam:
+        state, _ = load_weights(recipe.stage_dir("cam") / WEIGHTS_FILE, "cam", recipe.model.backbone)
+        backbone_state = {k[len("backbone."):]: v for k, v in state.items() if k.startswith("backbone.")}
+        model.backbone.load_state_dict(backbone_state)
+    return model
+
+
+def build_affinity_task(recipe: Recipe) -> TaskSpec:
+    source = build_source(recipe.data, recipe.data.train_split)
+    radius = recipe.affinity.radius
+    return TaskSpec(
+        name="affinity", train=recipe.affinity.train, model=build_affinity_model(recipe),
+        dataset=AffinityTrainDataset(source, recipe), loss_fn=affinity_loss_fn(radius),
+        meta={"classes": list(source.classes), "radius": radius}, preview_fn=affinity_preview(radius),
+    )
+

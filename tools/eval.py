@@ -1,0 +1,39 @@
+"""Score predictions against ground truth: mIoU, per-class IoU/precision/recall/F1.
+
+    python tools/eval.py recipes/affinity.yaml --crf
+    python tools/eval.py recipes/cam.yaml                 # CAMs, with a background-threshold sweep
+    python tools/eval.py recipes/seg.yaml --pred my_masks/ # any folder of PNG label maps
+"""
+
+import _path  # noqa: F401
+
+from psa.cli.common import RichReporter, console, is_main_process, metrics_table, percent, recipe_parser, load_from_args, run_tool
+
+
+def main() -> int:
+    parser = recipe_parser(__doc__)
+    parser.add_argument("--source", choices=["cam", "rw", "seg"],
+                        help="what to score (default: from the recipe's task: cam→cam, affinity→rw, seg→seg)")
+    parser.add_argument("--crf", action="store_true", help="refine the scores with the dense CRF first")
+    parser.add_argument("--pred", metavar="DIR", help="a folder of <id>.png label maps to score instead")
+    parser.add_argument("--split", help="dataset split to score (default: data.eval_split, seg: data.val_split)")
+    args = parser.parse_args()
+    recipe = load_from_args(args)
+    if recipe is None:
+        return 0
+    from psa.stages.evaluate import evaluate
+
+    metrics = evaluate(recipe, args.source, crf=args.crf, pred_dir=args.pred, split=args.split,
+                       reporter=RichReporter())
+    if is_main_process():
+        console.print(metrics_table(metrics, f"{metrics['source']} on {metrics['split']} "
+                                             f"({metrics['images']} images)"))
+        if "bg_sweep" in metrics:
+            sweep = "  ".join(f"{t}:{percent(v)}" for t, v in metrics["bg_sweep"].items())
+            console.print(f"background threshold sweep (mIoU %): {sweep}")
+            console.print(f"best threshold {metrics['best_bg_threshold']} → mIoU {percent(metrics['best_sweep_miou'])}")
+    return 0
+
+
+if __name__ == "__main__":
+    run_tool(main)

@@ -1,0 +1,31 @@
+"""Train the stage named by the recipe's `task` (cam | affinity | seg).
+
+    accelerate launch tools/train.py recipes/cam.yaml [key=value ...]
+"""
+
+import _path  # noqa: F401
+
+from psa.cli.common import RichReporter, console, is_main_process, key_value_table, load_from_args, recipe_parser, run_tool
+
+
+def main() -> int:
+    args = recipe_parser(__doc__).parse_args()
+    recipe = load_from_args(args)
+    if recipe is None:
+        return 0
+    from psa.engine.trainer import train
+    from psa.tasks import task_builder
+
+    result = train(recipe, task_builder(recipe.task), RichReporter())
+    if is_main_process():
+        console.print(key_value_table(f"trained {recipe.task}", [
+            ("steps", result.steps), ("resumed from step", result.resumed_from),
+            ("final loss", f"{result.final_loss:.4f}"), ("processes", result.world_size),
+            ("time", f"{result.seconds:.1f} s"), ("weights", result.weights),
+            ("TensorBoard", f"tensorboard --logdir {result.stage_dir / 'tb'}"),
+        ]))
+    return 0
+
+
+if __name__ == "__main__":
+    run_tool(main)
