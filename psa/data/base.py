@@ -1,0 +1,247 @@
+"""The interface every dataset layout implements, and the checked file readers they share.
+
+A *source* is an ordered list of image ids with, per index, an RGB image, image-level class
+labels and (optionally) a ground-truth mask. Index 0 of `classes` is the background; masks
+use 255 for "void / ignore". Every problem with the files on disk surfaces as a one-line
+`PsaError` that names the offending file or id.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path, PurePosixPath, PureWindowsPath
+from typing import Iterable, Optional, Sequence
+
+import numpy as np
+from PIL import Image
+
+from ..constants import IGNORE_INDEX
+from ..errors import PsaError
+
+IMAGE_EXTENSIONS = (".jpg", ".jpeg", ".png", ".bmp", ".ppm", ".tif", ".tiff", ".webp")
+
+
+class SegmentationSource:
+    """Base class: subclasses set `classes` and `ids` and implement the loaders."""
+
+    classes: tuple[str, ...] = ("background",)
+    ids: list[str]
+
+    def __len__(self) -> int:
+        return len(self.ids)
+
+    @property
+    def num_classes(self) -> int:
+        """Number of classes including the background."""
+        return len(self.classes)
+
+    @property
+    def has_masks(self) -> bool:
+        return False
+
+    def load_image(self, index: int) -> np.ndarray:
+        """uint8 H×W×3 RGB, C-contiguous."""
+        raise NotImplementedError
+
+    def load_mask(self, index: int) -> np.ndarray:
+        """uint8 H×W with values in 0..num_classes-1 or 255."""
+        raise PsaError(f"{type(self).__name__} has no ground-truth masks (image {self.ids[index]})")
+
+    def image_labels(self, index: int) -> np.ndarray:
+        """Sorted unique int64 foreground class ids (1..num_classes-1); never empty."""
+        raise NotImplementedError
+
+    def image_size(self, index: int) -> tuple[int, int]:
+        """(H, W) of image `index`; subclasses read only the file header."""
+        return tuple(self.load_image(index).shape[:2])
+
+    def __repr__(self) -> str:
+        return f"{type(self).__name__}({len(self)} images, {self.num_classes} classes)"
+
+
+# ----------------------------------------------------------------------------- readers
+
+
+def _reason(err: BaseException) -> str:
+    if isinstance(err, FileNotFoundError):
+        return "file not found"
+    if isinstance(err, OSError) and err.strerror:
+        return err.strerror
+    text = str(err).strip().splitlines()
+    return text[0] if text else type(err).__name__
+
+
+def _open_loaded(path: Path, what: str) -> Image.Image:
+    try:
+        image = Image.open(path)
+        image.load()
+    except (OSError, ValueError, SyntaxError, Image.DecompressionBombError) as err:
+        raise PsaError(f"cannot read {what} {path}: {_reason(err)}") from None
+    return image
+
+
+def read_rgb(path: str | os.PathLike) -> np.ndarray:
+    """Any PIL-readable image (grayscale, palette, RGBA, CMYK...) as uint8 H×W×3 RGB."""
+    path = Path(path)
+    image = _open_loaded(path, "image")
+    try:
+        if image.mode != "RGB":
+            image = image.convert("RGB")
+        array = np.array(image, dtype=np.uint8)
+    except (OSError, ValueError) as err:
+        raise PsaError(f"cannot read image {path}: {_reason(err)}") from None
+    if array.ndim != 3 or array.shape[2] != 3:
+        raise PsaError(f"cannot read image {path}: decoded to shape {array.shape}")
+    return np.ascontiguousarray(array)
+
+
+def read_size(path: str | os.PathLike) -> tuple[int, int]:
+    """(H, W) from the image header only."""
+    path = Path(path)
+    try:
+        with Image.open(path) as image:
+            width, height = image.size
+    except (OSError, ValueError, SyntaxError, Image.DecompressionBombError) as err:
+        raise PsaError(f"cannot read image {path}: {_reason(err)}") from None
+    return height, width
+
+
+def read_raw_mask(path: str | os.PathLike) -> np.ndarray:
+    """The stored indices of a label PNG as uint8 H×W (palette indices for "P", not colours)."""
+    path = Path(path)
+    image = _open_loaded(path, "mask")
+    if image.mode in ("P", "L"):
+        array = np.array(image)
+    elif image.mode == "1":
+        array = np.asarray(image).astype(np.uint8)
+    elif image.mode in ("I", "I;16", "I;16B", "I;16L", "I;16N"):
+        wide = np.asarray(image)
+        if wide.size and (wide.min() < 0 or wide.max() > 255):
+            bad = int(wide.max()) if wide.max() > 255 else int(wide.min())
+            raise PsaError(f"mask {path} has value {bad}, which does not fit a class index (0..255)")
+        array = wide.astype(np.uint8)
+    else:
+        raise PsaError(f"mask {path} has PIL mode {image.mode}; expected a palette (P) or "
+                       f"grayscale (L) PNG of class indices")
+    return np.ascontiguousarray(array, dtype=np.uint8)
+
+
+def check_mask_values(mask: np.ndarray, num_classes: int, path: str | os.PathLike) -> None:
+    """Values must be < num_classes or == 255."""
+    bad = (mask >= num_classes) & (mask != IGNORE_INDEX)
+    if bad.any():
+        value = int(mask[bad].min())
+        raise PsaError(f"mask {path} has value {value}, outside 0..{num_classes - 1} and not "
+                       f"{IGNORE_INDEX}")
+
+
+def check_mask_size(mask: np.ndarray, image_size: Sequence[int], path: str | os.PathLike) -> None:
+    if tuple(mask.shape[:2]) != tuple(image_size):
+        h, w = mask.shape[:2]
+        raise PsaError(f"mask {path} is {h}x{w} (HxW) but its image is "
+                       f"{image_size[0]}x{image_size[1]}")
+
+
+def read_mask(path: str | os.PathLike, num_classes: Optional[int] = None,
+              image_size: Optional[Sequence[int]] = None) -> np.ndarray:
+    """A label PNG as uint8 H×W, checked against the image size and the class count."""
+    mask = read_raw_mask(path)
+    if image_size is not None:
+        check_mask_size(mask, image_size, path)
+    if num_classes is not None:
+        check_mask_values(mask, num_classes, path)
+    return mask
+
+
+def labels_from_mask(mask: np.ndarray) -> np.ndarray:
+    """The foreground classes present in a mask (0 and 255 excluded), sorted int64."""
+    present = np.flatnonzero(np.bincount(mask.ravel(), minlength=256))
+    return present[(present != 0) & (present != IGNORE_INDEX)].astype(np.int64)
+
+
+def finish_labels(labels: Iterable[int], num_classes: int, image_id: str, where: str) -> np.ndarray:
+    """Sorted unique int64 labels; PsaError naming the id and `where` if empty or out of range."""
+    array = np.unique(np.asarray(list(labels), dtype=np.int64))
+    if array.size == 0:
+        raise PsaError(f"image {image_id} has no foreground class label ({where})")
+    bad = array[(array < 1) | (array >= num_classes)]
+    if bad.size:
+        raise PsaError(f"image {image_id}: class id {int(bad[0])} out of range 1..{num_classes - 1} "
+                       f"({where})")
+    return array
+
+
+# ----------------------------------------------------------------------------- ids / classes
+
+
+def _is_absolute(text: str) -> bool:
+    return (text.startswith(("/", "\\")) or PurePosixPath(text).is_absolute()
+            or PureWindowsPath(text).is_absolute() or bool(PureWindowsPath(text).drive))
+
+
+def check_id(image_id: str, where: str) -> None:
+    if not image_id or not image_id.strip():
+        raise PsaError(f"{where}: empty image id")
+    if image_id != image_id.strip() or any(ch in image_id for ch in "\r\n\t\x00"):
+        raise PsaError(f"{where}: image id {image_id!r} contains whitespace or control characters")
+    if _is_absolute(image_id):
+        raise PsaError(f"{where}: image id {image_id!r} is an absolute path")
+    parts = image_id.replace("\\", "/").split("/")
+    if ".." in parts or ".." in image_id:
+        raise PsaError(f"{where}: image id {image_id!r} contains '..'")
+
+
+def validate_ids(ids: Sequence[str], where: str | os.PathLike) -> list[str]:
+    """Reject empty, duplicate, absolute and `..` ids; `where` (the list file) is named."""
+    where = str(where)
+    seen: set[str] = set()
+    for image_id in ids:
+        check_id(image_id, where)
+        if image_id in seen:
+            raise PsaError(f"{where}: duplicate image id {image_id!r}")
+        seen.add(image_id)
+    if not ids:
+        raise PsaError(f"{where}: no image ids")
+    return list(ids)
+
+
+def check_classes(classes: Sequence[str], where: str) -> tuple[str, ...]:
+    names = tuple(str(name).strip() for name in classes)
+    if len(names) < 2:
+        raise PsaError(f"{where}: needs the background plus at least one class, got {len(names)} names")
+    if len(names) > IGNORE_INDEX:
+        raise PsaError(f"{where}: at most {IGNORE_INDEX} classes fit a uint8 mask, got {len(names)}")
+    for name in names:
+        if not name:
+            raise PsaError(f"{where}: empty class name")
+    dupes = sorted({n for n in names if names.count(n) > 1})
+    if dupes:
+        raise PsaError(f"{where}: duplicate class name {dupes[0]!r}")
+    return names
+
+
+def read_classes_file(path: Path) -> tuple[str, ...]:
+    """`classes.txt`: one name per line, line k = class index k; blank lines at the end ignored."""
+    try:
+        lines = path.read_text(encoding="utf-8").splitlines()
+    except (OSError, UnicodeDecodeError) as err:
+        raise PsaError(f"cannot read class list {path}: {_reason(err)}") from None
+    while lines and not lines[-1].strip():
+        lines.pop()
+    return check_classes(lines, str(path))
+
+
+def read_text_lines(path: Path, what: str) -> list[str]:
+    try:
+        return path.read_text(encoding="utf-8").splitlines()
+    except (OSError, UnicodeDecodeError) as err:
+        raise PsaError(f"cannot read {what} {path}: {_reason(err)}") from None
+
+
+def check_root(root: str | os.PathLike, layout: str) -> Path:
+    if root is None or str(root).strip() == "":
+        raise PsaError(f"data.root is empty: set it to the {layout} dataset folder")
+    path = Path(root).expanduser()
+    if not path.is_dir():
+        raise PsaError(f"data root {path} does not exist or is not a folder (recipe key data.root)")
+    return path

@@ -1,0 +1,209 @@
+"""PASCAL VOC 2012 layout (and anything written in it, e.g. coco_voc_mini or materialize_voc).
+
+```
+<root>/JPEGImages/<id>.jpg
+<root>/SegmentationClass/<id>.png      (else SegmentationClassAug/<id>.png)  palette indices
+<root>/Annotations/<id>.xml            optional: image labels from the object names
+<root>/image_labels.txt                optional: "<id> <cls> [<cls> ...]" class indices
+<root>/classes.txt                     optional: line k = name of class k (else the VOC 21)
+<root>/ImageSets/Segmentation/<split>.txt
+```
+
+Image labels come from the XML (all objects, "difficult" ones included, as the reference's
+`make_cls_labels.py`), else from `image_labels.txt`, else from the mask.
+"""
+
+from __future__ import annotations
+
+import os
+import xml.etree.ElementTree as ET
+from pathlib import Path
+from typing import Optional, Sequence
+
+import numpy as np
+
+from ..constants import VOC_CLASSES
+from ..errors import PsaError
+from .base import (
+    IMAGE_EXTENSIONS,
+    SegmentationSource,
+    check_classes,
+    check_id,
+    check_root,
+    finish_labels,
+    labels_from_mask,
+    read_classes_file,
+    read_mask,
+    read_rgb,
+    read_size,
+    read_text_lines,
+    validate_ids,
+)
+
+MASK_FOLDERS = ("SegmentationClass", "SegmentationClassAug")
+
+
+def resolve_list_file(root: Path, split: str, folder: str, key: str) -> Path:
+    """`split` as a name (`<root>/<folder>/<split>.txt`) or a list file path (absolute or
+    relative to the root)."""
+    if not split or not str(split).strip():
+        raise PsaError(f"empty split name (recipe key {key})")
+    named = root / folder / f"{split}.txt"
+    if named.is_file():
+        return named
+    as_path = root / Path(split).expanduser()  # an absolute path stays absolute
+    if as_path.is_file():
+        return as_path
+    raise PsaError(f"split {split!r} not found: no list file {named} (recipe key {key}; "
+                   f"a list file path also works)")
+
+
+class VocSource(SegmentationSource):
+    def __init__(self, root: str | os.PathLike, split: str,
+                 classes: Optional[Sequence[str]] = None):
+        self.root = check_root(root, "VOC")
+        self.split = split
+        self.list_file = resolve_list_file(self.root, split, "ImageSets/Segmentation",
+                                           "data.train_split / eval_split / val_split")
+        if classes is not None:
+            self.classes = check_classes(classes, "data.classes")
+        elif (self.root / "classes.txt").is_file():
+            self.classes = read_classes_file(self.root / "classes.txt")
+        else:
+            self.classes = VOC_CLASSES
+        self._class_index = {name: k for k, name in enumerate(self.classes)}
+        self.ids, self._explicit_masks = self._read_list(self.list_file)
+        self._label_cache: dict[int, np.ndarray] = {}
+        self._label_file: Optional[dict[str, tuple[int, ...]]] = None
+        self._has_masks: Optional[bool] = None
+
+    # ------------------------------------------------------------------ list file
+
+    def _read_list(self, path: Path) -> tuple[list[str], dict[str, Path]]:
+        ids: list[str] = []
+        masks: dict[str, Path] = {}
+        for number, line in enumerate(read_text_lines(path, "list file"), start=1):
+            tokens = line.split()
+            if not tokens:
+                continue
+            if len(tokens) > 2:
+                raise PsaError(f"{path}:{number}: expected '<id>' or '<image path> <mask path>', "
+                               f"got {len(tokens)} fields")
+            first = tokens[0]
+            if Path(first).suffix.lower() in IMAGE_EXTENSIONS:
+                check_id(first.lstrip("/"), f"{path}:{number}")
+                image_id = Path(first).stem
+            else:
+                image_id = first
+            check_id(image_id, f"{path}:{number}")
+            if len(tokens) == 2:
+                relative = tokens[1].lstrip("/")
+                check_id(relative, f"{path}:{number}")
+                masks[image_id] = self.root / relative
+            ids.append(image_id)
+        return validate_ids(ids, path), masks
+
+    # ------------------------------------------------------------------ paths
+
+    def image_path(self, index: int) -> Path:
+        image_id = self.ids[index]
+        path = self.root / "JPEGImages" / f"{image_id}.jpg"
+        if path.is_file():
+            return path
+        for ext in (".jpeg", ".png", ".JPG", ".JPEG", ".PNG"):
+            other = path.with_name(image_id + ext)
+            if other.is_file():
+                return other
+        return path  # read_rgb then names the missing .jpg
+
+    def mask_path(self, index: int) -> Optional[Path]:
+        """The mask file of image `index`, or None if there is none."""
+        image_id = self.ids[index]
+        explicit = self._explicit_masks.get(image_id)
+        if explicit is not None and explicit.is_file():
+            return explicit
+        for folder in MASK_FOLDERS:
+            path = self.root / folder / f"{image_id}.png"
+            if path.is_file():
+                return path
+        return None
+
+    @property
+    def has_masks(self) -> bool:
+        """True when every image of the split has a mask file."""
+        if self._has_masks is None:
+            self._has_masks = all(self.mask_path(i) is not None for i in range(len(self.ids)))
+        return self._has_masks
+
+    # ------------------------------------------------------------------ loaders
+
+    def load_image(self, index: int) -> np.ndarray:
+        return read_rgb(self.image_path(index))
+
+    def image_size(self, index: int) -> tuple[int, int]:
+        return read_size(self.image_path(index))
+
+    def load_mask(self, index: int) -> np.ndarray:
+        path = self.mask_path(index)
+        if path is None:
+            image_id = self.ids[index]
+            raise PsaError(f"no mask for image {image_id}: none of "
+                           + ", ".join(f"{f}/{image_id}.png" for f in MASK_FOLDERS)
+                           + f" exists in {self.root}")
+        return read_mask(path, self.num_classes, self.image_size(index))
+
+    def image_labels(self, index: int) -> np.ndarray:
+        cached = self._label_cache.get(index)
+        if cached is None:
+            cached = self._compute_labels(index)
+            self._label_cache[index] = cached
+        return cached.copy()
+
+    def _compute_labels(self, index: int) -> np.ndarray:
+        image_id = self.ids[index]
+        xml = self.root / "Annotations" / f"{image_id}.xml"
+        if xml.is_file():
+            return finish_labels(self._xml_labels(xml), self.num_classes, image_id, str(xml))
+        table = self._labels_table()
+        if image_id in table:
+            return finish_labels(table[image_id], self.num_classes, image_id,
+                                 str(self.root / "image_labels.txt"))
+        if self.mask_path(index) is not None:
+            return finish_labels(labels_from_mask(self.load_mask(index)), self.num_classes,
+                                 image_id, f"mask {self.mask_path(index)}")
+        raise PsaError(f"no image labels for image {image_id}: no Annotations/{image_id}.xml, "
+                       f"no line in image_labels.txt and no mask under {self.root}")
+
+    def _xml_labels(self, path: Path) -> list[int]:
+        try:
+            tree = ET.parse(path)
+        except (ET.ParseError, OSError) as err:
+            raise PsaError(f"cannot read annotation {path}: {err}") from None
+        labels = []
+        for obj in tree.getroot().iter("object"):
+            node = obj.find("name")
+            name = (node.text or "").strip() if node is not None else ""
+            if name not in self._class_index or self._class_index[name] == 0:
+                raise PsaError(f"annotation {path}: unknown class name {name!r}")
+            labels.append(self._class_index[name])
+        return labels
+
+    def _labels_table(self) -> dict[str, tuple[int, ...]]:
+        if self._label_file is None:
+            path = self.root / "image_labels.txt"
+            table: dict[str, tuple[int, ...]] = {}
+            if path.is_file():
+                for number, line in enumerate(read_text_lines(path, "label file"), start=1):
+                    tokens = line.split()
+                    if not tokens or tokens[0].startswith("#"):
+                        continue
+                    try:
+                        values = tuple(int(t) for t in tokens[1:])
+                    except ValueError:
+                        raise PsaError(f"{path}:{number}: class ids must be integers, got "
+                                       f"{line.strip()!r}") from None
+                    if tokens[0] in table:
+                        raise PsaError(f"{path}:{number}: duplicate image id {tokens[0]!r}")
+                    table[tokens[0]] = values
+            self._label_file = table
+        return self._label_file
