@@ -32,3 +32,27 @@ def write_recipe(tmp_path):
 
 def tool_command(tool: str, *args: str) -> list[str]:
     return [sys.executable, str(ROOT / "tools" / f"{tool}.py"), *args]
+
+# A recipe small enough for CPU tests: 48 px synthetic images, resnet10t, a few steps.
+TINY_OVERRIDES = [
+    "data.synthetic.num_train=16", "data.synthetic.num_val=6", "data.synthetic.image_size=48",
+    "data.synthetic.max_objects=1", "model.backbone=resnet10t", "run.num_workers=0",
+    "cam.crop_size=48", "cam.resize_long=[44,52]", "cam.scales=[1.0,0.5]",
+    "cam.train.batch_size=8", "cam.train.epochs=2", "cam.train.lr=0.05",
+    "affinity.crop_size=48", "affinity.train.batch_size=8", "affinity.train.epochs=2",
+    "affinity.init=imagenet",
+    "seg.crop_size=48", "seg.train.batch_size=8", "seg.train.epochs=2", "seg.scales=[1.0]",
+    "eval.num_pictures=2",
+]
+
+
+@pytest.fixture
+def tiny_recipe(tmp_path):
+    """Build the demo recipe shrunk to test size, with extra overrides; run.dir in tmp_path."""
+    from psa.config import load_recipe
+
+    def build(*overrides: str, run_dir: Path | None = None):
+        run = run_dir or tmp_path / "run"
+        return load_recipe(ROOT / "recipes" / "demo.yaml", [*TINY_OVERRIDES, f"run.dir={run}", *overrides])
+
+    return build

@@ -44,6 +44,25 @@ class TaskSpec:
     preview_fn: PreviewFn | None = None  # (unwrapped model, batch) -> {tag: HxWx3 uint8}
 
 
+class SeededAugmentation(Dataset):
+    """Each sample's random augmentation is a pure function of (seed, epoch, index), drawn from
+    a private copy of torch's RNG. So the same images come out whatever the number of workers
+    or processes, and a resumed run sees exactly what an uninterrupted one would have."""
+
+    def __init__(self, dataset: Dataset, seed: int):
+        self.dataset = dataset
+        self.seed = seed
+        self.epoch = 0
+
+    def __len__(self) -> int:
+        return len(self.dataset)
+
+    def __getitem__(self, index: int):
+        with torch.random.fork_rng(devices=[]):
+            torch.manual_seed(((self.seed * 1_000_003 + self.epoch) * 1_000_003 + index) % (2**63))
+            return self.dataset[index]
+
+
 class StopRequested(Exception):
     """SIGINT/SIGTERM arrived; a checkpoint was written."""
 
@@ -57,6 +76,7 @@ class TrainResult:
     seconds: float
     world_size: int
     resumed_from: int
+    losses: list[float] = field(default_factory=list)  # mean loss of each step this run took
 
 
 def train(recipe: Recipe, build_task: Callable[[Recipe], TaskSpec], reporter: Reporter | None = None) -> TrainResult:
@@ -71,11 +91,14 @@ def train(recipe: Recipe, build_task: Callable[[Recipe], TaskSpec], reporter: Re
     accelerator.wait_for_everyone()
 
     task = build_task(recipe)
-    cuda = accelerator.device.type == "cuda"
-    workers = recipe.run.num_workers
+    dataset = SeededAugmentation(task.dataset, recipe.run.seed)
     loader = DataLoader(
-        task.dataset, batch_size=train_cfg.batch_size, shuffle=True, drop_last=True,
-        num_workers=workers, pin_memory=cuda, persistent_workers=workers > 0,
+        dataset, batch_size=train_cfg.batch_size, shuffle=True, drop_last=True,
+        num_workers=recipe.run.num_workers, pin_memory=accelerator.device.type == "cuda",
+        # not persistent: workers are re-forked each epoch and so see `dataset.epoch`
+        persistent_workers=False,
+        # its own generator: creating an iterator must not consume the global RNG (dropout's)
+        generator=torch.Generator().manual_seed(recipe.run.seed),
     )
     if len(loader) == 0:
         raise PsaError(f"{task.name}: {len(task.dataset)} training images is fewer than "
@@ -95,12 +118,13 @@ def train(recipe: Recipe, build_task: Callable[[Recipe], TaskSpec], reporter: Re
     writer = _tensorboard(stage_dir) if accelerator.is_main_process else None
     stopper = _SignalFlag()
     reporter.start(f"train {task.name}", total=stop_step, completed=step)
-    started, images_seen, last_loss = time.perf_counter(), 0, float("nan")
+    started, losses = time.perf_counter(), []
     window_start, window_images = time.perf_counter(), 0
     try:
         while step < stop_step:
             epoch = step // steps_per_epoch
             loader.set_epoch(epoch)
+            dataset.epoch = epoch
             skip = (step % steps_per_epoch) * train_cfg.grad_accum
             epoch_loader = accelerator.skip_first_batches(loader, skip) if skip else loader
             model.train()
@@ -112,9 +136,7 @@ def train(recipe: Recipe, build_task: Callable[[Recipe], TaskSpec], reporter: Re
                     accelerator.backward(loss)
                     optimizer.step()
                     optimizer.zero_grad(set_to_none=True)
-                batch_images = _batch_size(batch) * accelerator.num_processes
-                images_seen += batch_images
-                window_images += batch_images
+                window_images += _batch_size(batch) * accelerator.num_processes
                 if not accelerator.sync_gradients:
                     continue
                 step += 1
@@ -123,7 +145,7 @@ def train(recipe: Recipe, build_task: Callable[[Recipe], TaskSpec], reporter: Re
                     last = latest_checkpoint(ckpt_dir)
                     raise PsaError(f"{task.name}: loss is {mean_loss} at step {step}; stopped. "
                                    f"Last good checkpoint: {last or 'none'} (lower the LR?)")
-                last_loss = mean_loss
+                losses.append(mean_loss)
                 if writer is not None and (step % train_cfg.log_every == 0 or step == stop_step):
                     now = time.perf_counter()
                     _log_scalars(writer, step, epoch, mean_loss, scalars, optimizer,
@@ -154,8 +176,8 @@ def train(recipe: Recipe, build_task: Callable[[Recipe], TaskSpec], reporter: Re
         save_weights(weights, accelerator.unwrap_model(model),
                      {"task": recipe.task, "backbone": recipe.model.backbone, "steps": step, **task.meta})
     accelerator.wait_for_everyone()
-    return TrainResult(stage_dir, weights, step, last_loss, time.perf_counter() - started,
-                       accelerator.num_processes, resumed_from)
+    return TrainResult(stage_dir, weights, step, losses[-1] if losses else float("nan"),
+                       time.perf_counter() - started, accelerator.num_processes, resumed_from, losses)
 
 
 # ----------------------------------------------------------------------------- helpers

@@ -49,7 +49,7 @@ class AffinityTrainDataset(Dataset):
         image = self.source.load_image(index)
         path = confident_label_path(self.recipe, self.source.ids[index])
         try:
-            label = np.asarray(Image.open(path))
+            label = np.array(Image.open(path))
         except OSError as err:
             raise PsaError(f"cannot read confident label {path}: {err}") from None
         if label.shape != image.shape[:2]:

@@ -51,7 +51,7 @@ class SegTrainDataset(Dataset):
             return self.source.load_mask(index)
         path = self.folder / f"{self.source.ids[index]}.png"
         try:
-            mask = np.asarray(Image.open(path))
+            mask = np.array(Image.open(path))
         except OSError as err:
             raise PsaError(f"cannot read pseudo mask {path}: {err}") from None
         if mask.shape != shape:
