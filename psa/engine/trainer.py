@@ -103,6 +103,9 @@ def train(recipe: Recipe, build_task: Callable[[Recipe], TaskSpec], reporter: Re
     if len(loader) == 0:
         raise PsaError(f"{task.name}: {len(task.dataset)} training images is fewer than "
                        f"{recipe.task}.train.batch_size={train_cfg.batch_size}")
+    if accelerator.num_processes > 1 and accelerator.device.type == "cuda":
+        # trainable BN over small per-GPU batches: statistics of the global batch (GPU only)
+        task.model = nn.SyncBatchNorm.convert_sync_batchnorm(task.model)
     optimizer = build_optimizer(task.model, train_cfg.lr, train_cfg.momentum, train_cfg.weight_decay)
     model, optimizer, loader = accelerator.prepare(task.model, optimizer, loader)
 

@@ -1,0 +1,31 @@
+"""Train under `accelerate launch` and let every rank save its own copy of the weights, so a
+test can check that DDP kept the ranks identical. Usage: ddp_train.py RECIPE [key=value ...]"""
+
+import sys
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[2]))
+
+import torch  # noqa: E402
+from accelerate import PartialState  # noqa: E402
+
+from psa.config import load_recipe  # noqa: E402
+from psa.engine.trainer import train  # noqa: E402
+from psa.tasks import task_builder  # noqa: E402
+
+captured = {}
+
+
+def capturing(builder):
+    def build(recipe):
+        spec = builder(recipe)
+        captured["model"] = spec.model
+        return spec
+    return build
+
+
+recipe = load_recipe(sys.argv[1], sys.argv[2:])
+result = train(recipe, capturing(task_builder(recipe.task)))
+state = PartialState()
+torch.save({k: v.detach().cpu() for k, v in captured["model"].state_dict().items()},
+           Path(recipe.run.dir) / f"rank{state.process_index}_of_{state.num_processes}.pt")
