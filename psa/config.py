@@ -427,3 +427,5 @@ def validate(recipe: Recipe) -> None:
            "must be [start, stop, step] within [0, 1]")
     _check(recipe.eval.num_pictures >= 0, "eval.num_pictures", "must be >= 0")
     _check(recipe.eval.crf_workers >= 0, "eval.crf_workers", "must be >= 0")
+    unknown = [name for name in recipe.pipeline.steps if name not in PIPELINE_STEPS]
+    _check(not unknown, "pipeline.steps", f"has unknown step {unknown[:1]} (steps: {', '.join(PIPELINE_STEPS)})")

@@ -1,0 +1,140 @@
+"""Random walk: the reference's dense formulation vs psa.ops.random_walk (sparse), on CPU.
+
+    python bench/random_walk.py [--threads 1 2] [--repeats 5]
+
+At 448×448 input (56×56 nodes, 21 CAM channels, random affinities in (0, 1), beta 8, logt 8)
+it times both for each thread count (median of --repeats) and compares their results. Then it
+measures the peak memory of the sparse walk on a 2000×2000 image (250×250 nodes) in a fresh
+subprocess (ru_maxrss minus the baseline after imports); the dense matrix alone would need
+15.6 GB there, so the dense path is not run.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+import resource
+import statistics
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+
+import torch  # noqa: E402
+
+from psa.ops import pair_offsets, random_walk  # noqa: E402
+
+BETA, LOGT, RADIUS, CHANNELS = 8.0, 8, 5, 21
+
+
+def dense_walk(cam: torch.Tensor, affinity: torch.Tensor) -> torch.Tensor:
+    """The reference (infer_aff.py): dense symmetric A with unit diagonal, A**beta, column
+    normalisation, logt squarings, cam @ T; float32."""
+    _, height, width = affinity.shape
+    nodes = height * width
+    ys, xs = torch.meshgrid(torch.arange(height), torch.arange(width), indexing="ij")
+    a = torch.eye(nodes)
+    for k, (dy, dx) in enumerate(pair_offsets(RADIUS)):
+        ty, tx = ys + dy, xs + dx
+        inside = (ty < height) & (tx >= 0) & (tx < width)
+        p, q = (ys * width + xs)[inside], (ty * width + tx)[inside]
+        a[p, q] = affinity[k][inside]
+        a[q, p] = affinity[k][inside]
+    a = a ** BETA
+    t = a / a.sum(dim=0, keepdim=True)
+    for _ in range(LOGT):
+        t = t @ t
+    return (cam.reshape(cam.shape[0], -1) @ t).reshape(cam.shape)
+
+
+def inputs(size: int, seed: int = 0) -> tuple[torch.Tensor, torch.Tensor]:
+    generator = torch.Generator().manual_seed(seed)
+    cam = torch.rand(CHANNELS, size, size, generator=generator)
+    affinity = torch.rand(len(pair_offsets(RADIUS)), size, size, generator=generator).clamp_min(1e-6)
+    return cam, affinity
+
+
+def median_time(fn, repeats: int) -> tuple[float, torch.Tensor]:
+    times, out = [], None
+    for _ in range(repeats):
+        start = time.perf_counter()
+        out = fn()
+        times.append(time.perf_counter() - start)
+    return statistics.median(times), out
+
+
+def memory_child(size: int) -> None:
+    """Run in a fresh process: peak RSS of one sparse walk above the post-import baseline."""
+    base = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+    cam, affinity = inputs(size)
+    start = time.perf_counter()
+    out = random_walk(cam, affinity, beta=BETA, logt=LOGT, radius=RADIUS)
+    seconds = time.perf_counter() - start
+    peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+    print(json.dumps({"peak_mib": (peak - base) / 1024, "seconds": seconds,
+                      "finite": bool(torch.isfinite(out).all())}))
+
+
+def cpu_model() -> str:
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return platform.processor() or platform.machine()
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--threads", type=int, nargs="+", default=[1, 2])
+    parser.add_argument("--repeats", type=int, default=5)
+    parser.add_argument("--size", type=int, default=56, help="nodes per side (448 px / 8)")
+    parser.add_argument("--memory-size", type=int, default=250, help="nodes per side (2000 px / 8)")
+    parser.add_argument("--memory-child", type=int, help=argparse.SUPPRESS)
+    args = parser.parse_args()
+    if args.memory_child:
+        memory_child(args.memory_child)
+        return
+
+    from rich.console import Console
+    from rich.table import Table
+
+    cam, affinity = inputs(args.size)
+    table = Table(title=f"Random walk, {args.size}×{args.size} nodes, {CHANNELS} channels, "
+                        f"beta {BETA:g}, logt {LOGT} (median of {args.repeats})")
+    for col in ("threads", "dense (8 squarings)", "sparse (256 steps)", "speed-up",
+                "argmax agreement", "max rel diff"):
+        table.add_column(col, justify="right")
+    for threads in args.threads:
+        torch.set_num_threads(threads)
+        random_walk(cam, affinity, beta=BETA, logt=LOGT, radius=RADIUS)  # warm-up
+        t_sparse, sparse = median_time(lambda: random_walk(cam, affinity, BETA, LOGT, RADIUS), args.repeats)
+        t_dense, dense = median_time(lambda: dense_walk(cam, affinity), max(1, min(args.repeats, 3)))
+        agree = (sparse.argmax(0) == dense.argmax(0)).float().mean().item()
+        rel = ((sparse - dense).abs() / dense.abs()).max().item()
+        table.add_row(str(threads), f"{t_dense:.3f} s", f"{t_sparse * 1000:.1f} ms",
+                      f"{t_dense / t_sparse:.1f}×", f"{agree:.2%}", f"{rel:.1e}")
+
+    env = dict(os.environ, OMP_NUM_THREADS=str(max(args.threads)))
+    child = subprocess.run([sys.executable, __file__, "--memory-child", str(args.memory_size)],
+                           capture_output=True, text=True, env=env, check=True)
+    memory = json.loads(child.stdout.strip().splitlines()[-1])
+    console = Console()
+    console.print(table)
+    console.print(f"Sparse walk at {args.memory_size}×{args.memory_size} nodes "
+                  f"({args.memory_size * 8}×{args.memory_size * 8} image), fresh process, "
+                  f"{max(args.threads)} threads: peak RSS +{memory['peak_mib']:.0f} MiB over the "
+                  f"post-import baseline, {memory['seconds']:.2f} s "
+                  f"(dense T would be {(args.memory_size ** 2) ** 2 * 4 / 1e9:.1f} GB)")
+    console.print(f"{cpu_model()}, {os.cpu_count()} CPUs; python {platform.python_version()}, "
+                  f"torch {torch.__version__}; load average {os.getloadavg()[0]:.2f}")
+
+
+if __name__ == "__main__":
+    main()

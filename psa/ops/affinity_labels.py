@@ -1,0 +1,36 @@
+"""Affinity labels: which neighbour pairs are same-background, same-foreground or different."""
+
+from __future__ import annotations
+
+import numpy as np
+import torch
+
+from ..constants import IGNORE_INDEX
+from ..errors import PsaError
+from .neighbors import pair_offsets, shift_pairs
+
+
+def pair_labels(label, radius: int = 5) -> dict[str, torch.Tensor]:
+    """Pair labels of a label map (H, W) → bool (K, H, W), or of a batch (B, H, W) →
+    (B, K, H, W), in the layout of `pair_offsets(radius)`: entry [k, y, x] describes the pair
+    (y, x)–(y+dy_k, x+dx_k) and is False in all three sets where that partner is outside.
+
+    With valid = both labels != IGNORE_INDEX (as the reference, §2.4):
+    bg = same label and both 0; fg = same label, not 0, valid; neg = different labels, valid.
+    Unlike the reference, pairs in the border band it skips are covered too."""
+    if isinstance(label, np.ndarray):
+        label = torch.from_numpy(np.ascontiguousarray(label))
+    if not isinstance(label, torch.Tensor) or label.dim() not in (2, 3):
+        shape = tuple(getattr(label, "shape", ()))
+        raise PsaError(f"pair_labels needs a label map (H, W) or (B, H, W), got shape {shape}")
+    if label.is_floating_point() or label.is_complex():
+        raise PsaError(f"pair_labels needs an integer label map, got {label.dtype}")
+    offsets = pair_offsets(radius)
+    source = label.unsqueeze(-3)  # (..., 1, H, W)
+    partner = shift_pairs(label, offsets, fill=IGNORE_INDEX)  # outside = ignore → never valid
+    valid = (source != IGNORE_INDEX) & (partner != IGNORE_INDEX)
+    same = source == partner
+    bg = same & (source == 0)
+    fg = same & (source != 0) & valid
+    neg = ~same & valid
+    return {"bg": bg, "fg": fg, "neg": neg}
