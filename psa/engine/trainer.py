@@ -85,12 +85,11 @@ def train(recipe: Recipe, build_task: Callable[[Recipe], TaskSpec], reporter: Re
     ckpt_dir = stage_dir / "checkpoints"
     train_cfg: TrainConfig = getattr(recipe, recipe.task).train
     accelerator = make_accelerator(recipe, grad_accum=train_cfg.grad_accum, project_dir=str(stage_dir))
+    task = build_task(recipe)  # first: bad data or weights fail before anything is written
     if accelerator.is_main_process:
         _prepare_run_dir(recipe, stage_dir, accelerator.num_processes)
         remove_incomplete(ckpt_dir)
     accelerator.wait_for_everyone()
-
-    task = build_task(recipe)
     dataset = SeededAugmentation(task.dataset, recipe.run.seed)
     loader = DataLoader(
         dataset, batch_size=train_cfg.batch_size, shuffle=True, drop_last=True,
