@@ -73,6 +73,7 @@ class ModelConfig:
 class TrainConfig:
     epochs: int = 15
     batch_size: int = 16
+    optimizer: str = "sgd"  # sgd (the reference) | adamw (from-scratch networks, e.g. the demo)
     lr: float = 0.01
     momentum: float = 0.9  # the reference ran with ~0 by accident (psa#28): set 0.0005 to mimic
     weight_decay: float = 5e-4
@@ -365,6 +366,7 @@ def _check_train(train: TrainConfig, prefix: str) -> None:
     _check(train.epochs >= 1, f"{prefix}.epochs", "must be >= 1")
     _check(train.batch_size >= 1, f"{prefix}.batch_size", "must be >= 1")
     _check(train.lr > 0, f"{prefix}.lr", f"must be > 0, got {train.lr}")
+    _check(train.optimizer in ("sgd", "adamw"), f"{prefix}.optimizer", f"must be sgd or adamw, got {train.optimizer!r}")
     _check(0 <= train.momentum < 1, f"{prefix}.momentum", "must be in [0, 1)")
     _check(train.weight_decay >= 0, f"{prefix}.weight_decay", "must be >= 0")
     _check(train.poly_power >= 0, f"{prefix}.poly_power", "must be >= 0")

@@ -47,7 +47,8 @@ MAX_CLASSES = len(EMBLEMS)
 # so every emblem stands out on every body, and no body colour hints at a class.
 BODY_HUES = (30, 90, 150, 210, 270, 330)
 BODY_SIZE = (0.25, 0.45)  # body extent as a fraction of the image side
-EMBLEM_SIZE = (0.16, 0.25)  # emblem extent as a fraction of the body's (geometric mean) extent
+EMBLEM_SIZE = (0.32, 0.45)  # emblem extent as a fraction of the body's (geometric mean) extent; large enough
+# that a small CNN learns the classes from scratch in a few hundred CPU steps
 MIN_EMBLEM_PX = 7.0  # below this the shape is unreadable
 MAX_OVERLAP = 0.15  # a new body may cover at most this fraction of an earlier object (or itself)
 PLACEMENT_TRIES = 12

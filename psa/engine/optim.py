@@ -35,8 +35,14 @@ def parameter_groups(model: nn.Module, lr: float, weight_decay: float) -> list[d
     return groups
 
 
-def build_optimizer(model: nn.Module, lr: float, momentum: float, weight_decay: float) -> torch.optim.SGD:
-    return torch.optim.SGD(parameter_groups(model, lr, weight_decay), lr=lr, momentum=momentum)
+def build_optimizer(model: nn.Module, lr: float, momentum: float, weight_decay: float,
+                    kind: str = "sgd") -> torch.optim.Optimizer:
+    """SGD as the reference; AdamW for networks trained from scratch (the demo), where SGD
+    needs far more steps. Both use the same groups and poly schedule."""
+    groups = parameter_groups(model, lr, weight_decay)
+    if kind == "adamw":
+        return torch.optim.AdamW(groups, lr=lr)
+    return torch.optim.SGD(groups, lr=lr, momentum=momentum)
 
 
 def poly_factor(step: int, max_step: int, power: float) -> float:

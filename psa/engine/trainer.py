@@ -19,7 +19,7 @@ from torch.utils.data import DataLoader, Dataset
 from .. import __version__
 from ..config import Recipe, TrainConfig, dump_recipe
 from ..errors import PsaError
-from ..io import atomic_write_json, atomic_write_text
+from ..io import atomic_write_json, atomic_write_text, remove_stale_temp_files
 from .accel import make_accelerator
 from .checkpoints import (
     WEIGHTS_FILE, latest_checkpoint, read_state, remove_incomplete, save_checkpoint, save_weights,
@@ -105,7 +105,8 @@ def train(recipe: Recipe, build_task: Callable[[Recipe], TaskSpec], reporter: Re
     if accelerator.num_processes > 1 and accelerator.device.type == "cuda":
         # trainable BN over small per-GPU batches: statistics of the global batch (GPU only)
         task.model = nn.SyncBatchNorm.convert_sync_batchnorm(task.model)
-    optimizer = build_optimizer(task.model, train_cfg.lr, train_cfg.momentum, train_cfg.weight_decay)
+    optimizer = build_optimizer(task.model, train_cfg.lr, train_cfg.momentum, train_cfg.weight_decay,
+                                train_cfg.optimizer)
     model, optimizer, loader = accelerator.prepare(task.model, optimizer, loader)
 
     steps_per_epoch = len(loader) // train_cfg.grad_accum
@@ -193,6 +194,8 @@ def _prepare_run_dir(recipe: Recipe, stage_dir: Path, world_size: int) -> None:
         probe.unlink()
     except OSError as err:
         raise PsaError(f"run directory {stage_dir} is not writable: {err.strerror} (recipe key run.dir)") from None
+    for folder in (stage_dir, stage_dir.parent):  # ".model.pt.*.tmp" etc. of a killed earlier run
+        remove_stale_temp_files(folder)
     atomic_write_text(Path(recipe.run.dir) / "recipe.yaml", dump_recipe(recipe))
     atomic_write_json(stage_dir / "run_info.json", {
         "psa_version": __version__, "git_commit": _git_commit(), "world_size": world_size,
