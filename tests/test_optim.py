@@ -58,3 +58,12 @@ def test_sgd_step_uses_each_groups_lr():
     assert torch.allclose(before["head.weight"] - model.head.weight, torch.full_like(model.head.weight, 5.0))
     assert torch.allclose(before["head.bias"] - model.head.bias, torch.full_like(model.head.bias, 10.0))
     assert torch.equal(before["stem.weight"], model.stem.weight)
+
+
+def test_adamw_uses_the_same_groups():
+    model = Tiny()
+    optimizer = build_optimizer(model, lr=1e-3, momentum=0.9, weight_decay=1e-4, kind="adamw")
+    assert isinstance(optimizer, torch.optim.AdamW)
+    assert {g["name"]: g["lr"] for g in optimizer.param_groups} == pytest.approx(
+        {"backbone_weight": 1e-3, "backbone_bias": 2e-3, "new_weight": 1e-2, "new_bias": 2e-2})
+    assert {g["name"]: g["weight_decay"] for g in optimizer.param_groups}["backbone_bias"] == 0.0
