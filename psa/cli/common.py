@@ -80,15 +80,18 @@ class RichReporter(Reporter):
 def run_tool(main: Callable[[], int | None]) -> None:
     """Run a tool's main; bad input becomes one red line on stderr and exit code 2."""
     logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
-    from ..engine.trainer import StopRequested
-
     try:
         code = main()
     except PsaError as err:
         err_console.print(f"[bold red]error:[/] {err}", highlight=False, markup=True, soft_wrap=True)
         sys.exit(2)
-    except StopRequested as stop:
-        err_console.print(f"[yellow]{stop}[/]", highlight=False)
+    except Exception as err:
+        # StopRequested without importing the trainer (torch) up front: a recipe typo is
+        # reported in a fraction of a second; only a run that imported the trainer can raise it
+        trainer = sys.modules.get("psa.engine.trainer")
+        if trainer is None or not isinstance(err, trainer.StopRequested):
+            raise
+        err_console.print(f"[yellow]{err}[/]", highlight=False)
         sys.exit(130)
     except KeyboardInterrupt:
         err_console.print("[yellow]interrupted[/]")

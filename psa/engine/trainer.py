@@ -86,10 +86,6 @@ def train(recipe: Recipe, build_task: Callable[[Recipe], TaskSpec], reporter: Re
     train_cfg: TrainConfig = getattr(recipe, recipe.task).train
     accelerator = make_accelerator(recipe, grad_accum=train_cfg.grad_accum, project_dir=str(stage_dir))
     task = build_task(recipe)  # first: bad data or weights fail before anything is written
-    if accelerator.is_main_process:
-        _prepare_run_dir(recipe, stage_dir, accelerator.num_processes)
-        remove_incomplete(ckpt_dir)
-    accelerator.wait_for_everyone()
     dataset = SeededAugmentation(task.dataset, recipe.run.seed)
     loader = DataLoader(
         dataset, batch_size=train_cfg.batch_size, shuffle=True, drop_last=True,
@@ -116,8 +112,12 @@ def train(recipe: Recipe, build_task: Callable[[Recipe], TaskSpec], reporter: Re
     max_step = steps_per_epoch * train_cfg.epochs
     stop_step = min(max_step, train_cfg.max_steps) if train_cfg.max_steps else max_step
 
-    step = _resume(recipe, train_cfg, accelerator, ckpt_dir)
+    step = _resume(recipe, train_cfg, accelerator, ckpt_dir)  # a checkpoint that does not fit: nothing written
     resumed_from = step
+    if accelerator.is_main_process:
+        _prepare_run_dir(recipe, stage_dir, accelerator.num_processes)
+        remove_incomplete(ckpt_dir)
+    accelerator.wait_for_everyone()
     writer = _tensorboard(stage_dir) if accelerator.is_main_process else None
     stopper = _SignalFlag()
     reporter.start(f"train {task.name}", total=stop_step, completed=step)
@@ -222,7 +222,12 @@ def _resume(recipe: Recipe, train_cfg: TrainConfig, accelerator, ckpt_dir: Path)
     if not checkpoint.is_dir():
         raise PsaError(f"recipe key '{recipe.task}.train.resume': checkpoint {checkpoint} not found")
     state = read_state(checkpoint)
-    accelerator.load_state(str(checkpoint))
+    try:
+        accelerator.load_state(str(checkpoint))
+    except (KeyError, ValueError, RuntimeError) as err:  # another optimizer, model or group layout
+        first = (str(err).strip().splitlines() or [""])[0][:200]
+        raise PsaError(f"checkpoint {checkpoint} does not fit this run ({type(err).__name__}: {first}); "
+                       f"was the recipe changed? Use a new run.dir or {recipe.task}.train.resume=never") from None
     return int(state["step"])
 
 

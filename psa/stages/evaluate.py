@@ -22,7 +22,7 @@ from ..config import Recipe
 from ..errors import PsaError
 from ..engine.accel import make_accelerator, shard
 from ..engine.report import Reporter
-from ..io import atomic_write_json, save_image
+from ..io import atomic_write_json, remove_stale_temp_files, save_image
 from ..metrics import confusion_matrix, segmentation_scores
 from ..ops.cam import cam_prediction
 from ..ops.crf import dense_crf
@@ -191,6 +191,8 @@ def _crf_label(image: np.ndarray, probs: np.ndarray, lookup: np.ndarray, crf_cfg
 
 
 def _write_outputs(out_dir: Path, stage: Path, metrics: dict, pictures: list, classes) -> None:
+    for folder in (out_dir, out_dir / "pictures"):  # leftovers of a killed earlier run
+        remove_stale_temp_files(folder)
     atomic_write_json(out_dir / "metrics.json", metrics)
     chart = iou_bar_chart(metrics["iou"], f"{metrics['source']}: mIoU {_pct(metrics['miou'])}")
     save_image(out_dir / "iou_chart.png", chart)

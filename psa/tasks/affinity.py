@@ -12,6 +12,7 @@ from torch.utils.data import Dataset
 from ..config import AffinityConfig, Recipe
 from ..constants import FEATURE_STRIDE
 from ..data import build_source
+from ..data.base import check_files
 from ..data import transforms as T
 from ..engine.checkpoints import WEIGHTS_FILE, load_weights
 from ..engine.trainer import TaskSpec
@@ -102,6 +103,7 @@ def build_affinity_model(recipe: Recipe, load_weights_: bool = True) -> Affinity
 
 def build_affinity_task(recipe: Recipe) -> TaskSpec:
     source = build_source(recipe.data, recipe.data.train_split)
+    check_files(source)
     radius = recipe.affinity.radius
     return TaskSpec(
         name="affinity", train=recipe.affinity.train, model=build_affinity_model(recipe),

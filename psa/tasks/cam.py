@@ -8,6 +8,7 @@ from torch.utils.data import Dataset
 
 from ..config import CamConfig, Recipe
 from ..data import build_source
+from ..data.base import check_files
 from ..data import transforms as T
 from ..engine.trainer import TaskSpec
 from ..models import CamNet, build_backbone
@@ -63,6 +64,7 @@ def build_cam_model(recipe: Recipe, num_classes: int, load_weights: bool = True)
 
 def build_cam_task(recipe: Recipe) -> TaskSpec:
     source = build_source(recipe.data, recipe.data.train_split)
+    check_files(source, labels=True)
     model = build_cam_model(recipe, len(source.classes))
     return TaskSpec(
         name="cam", train=recipe.cam.train, model=model, dataset=CamTrainDataset(source, recipe.cam),

@@ -13,6 +13,7 @@ from torch.utils.data import Dataset
 from ..config import Recipe
 from ..constants import IGNORE_INDEX
 from ..data import build_source
+from ..data.base import check_files
 from ..data import transforms as T
 from ..engine.trainer import TaskSpec
 from ..errors import PsaError
@@ -88,6 +89,7 @@ def build_seg_model(recipe: Recipe, num_classes: int, load_weights: bool = True)
 
 def build_seg_task(recipe: Recipe) -> TaskSpec:
     source = build_source(recipe.data, recipe.data.train_split)
+    check_files(source, masks=recipe.seg.labels == "gt")
     return TaskSpec(
         name="seg", train=recipe.seg.train, model=build_seg_model(recipe, len(source.classes)),
         dataset=SegTrainDataset(source, recipe), loss_fn=seg_loss,
