@@ -7,7 +7,9 @@
 
 import _path  # noqa: F401
 
-from psa.cli.common import RichReporter, console, is_main_process, metrics_table, percent, recipe_parser, load_from_args, run_tool
+from psa.cli.common import (
+    RichReporter, console, is_main_process, metrics_table, percent, recipe_parser, load_from_args, run_tool,
+)
 
 
 def main() -> int:

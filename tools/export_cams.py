@@ -6,7 +6,9 @@
 
 import _path  # noqa: F401
 
-from psa.cli.common import RichReporter, console, is_main_process, key_value_table, load_from_args, recipe_parser, run_tool
+from psa.cli.common import (
+    RichReporter, console, is_main_process, key_value_table, load_from_args, recipe_parser, run_tool,
+)
 
 
 def main() -> int:

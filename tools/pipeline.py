@@ -5,7 +5,9 @@
 
 import _path  # noqa: F401
 
-from psa.cli.common import RichReporter, console, load_from_args, recipe_parser, run_tool
+from psa.cli.common import (
+    RichReporter, console, load_from_args, recipe_parser, run_tool,
+)
 
 
 def main() -> int:

@@ -7,7 +7,6 @@ leaves a `.tmp` directory that the next run deletes, never a half checkpoint it 
 
 from __future__ import annotations
 
-import io
 import json
 import shutil
 from pathlib import Path

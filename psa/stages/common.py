@@ -58,6 +58,3 @@ def output_dirs(*folders: Path) -> None:
         folder.mkdir(parents=True, exist_ok=True)
         remove_stale_temp_files(folder)
 
-
-def autocast(accelerator):
-    return accelerator.autocast()

@@ -198,8 +198,8 @@ def _write_outputs(out_dir: Path, stage: Path, metrics: dict, pictures: list, cl
     save_image(out_dir / "iou_chart.png", chart)
     panels = []
     for item, gt, pred in pictures:
-        panel = side_by_side([item.source.load_image(item.index), colorize_label(gt), colorize_label(pred)],
-                             titles=[item.image_id, "ground truth", metrics["source"]])
+        panels_in = [_readable(p) for p in (item.source.load_image(item.index), colorize_label(gt), colorize_label(pred))]
+        panel = side_by_side(panels_in, titles=[item.image_id, "ground truth", metrics["source"]])
         save_image(out_dir / "pictures" / f"{item.image_id}.png", panel)
         panels.append(panel)
     from torch.utils.tensorboard import SummaryWriter
@@ -212,6 +212,15 @@ def _write_outputs(out_dir: Path, stage: Path, metrics: dict, pictures: list, cl
         writer.add_image(f"eval/{tag}/iou_chart", chart, 0, dataformats="HWC")
         for index, panel in enumerate(panels[:4]):
             writer.add_image(f"eval/{tag}/picture_{index}", panel, 0, dataformats="HWC")
+
+
+def _readable(picture: np.ndarray, min_height: int = 240) -> np.ndarray:
+    """Small images (the demo's 96 px) are enlarged by an integer factor, pixels kept sharp."""
+    factor = -(-min_height // picture.shape[0])
+    if factor <= 1:
+        return picture
+    return np.asarray(Image.fromarray(picture).resize((picture.shape[1] * factor, picture.shape[0] * factor),
+                                                      Image.NEAREST))
 
 
 def _pct(value) -> str:

@@ -1,13 +1,11 @@
-"""Pieces the stage builders share: image de-normalisation for pictures, the class list."""
+"""Pieces the stage builders share: image de-normalisation for pictures."""
 
 from __future__ import annotations
 
 import numpy as np
 import torch
 
-from ..config import Recipe
 from ..constants import IMAGENET_MEAN, IMAGENET_STD
-from ..data import build_source
 
 
 def denormalize(image: torch.Tensor) -> np.ndarray:
@@ -17,7 +15,3 @@ def denormalize(image: torch.Tensor) -> np.ndarray:
     rgb = (image.float() * std + mean).clamp(0, 1) * 255
     return rgb.permute(1, 2, 0).round().byte().cpu().numpy()
 
-
-def class_names(recipe: Recipe) -> tuple[str, ...]:
-    """The class list of the training split (index 0 = background)."""
-    return tuple(build_source(recipe.data, recipe.data.train_split).classes)
