@@ -198,8 +198,9 @@ def _write_outputs(out_dir: Path, stage: Path, metrics: dict, pictures: list, cl
     save_image(out_dir / "iou_chart.png", chart)
     panels = []
     for item, gt, pred in pictures:
-        panels_in = [_readable(p) for p in (item.source.load_image(item.index), colorize_label(gt), colorize_label(pred))]
-        panel = side_by_side(panels_in, titles=[item.image_id, "ground truth", metrics["source"]])
+        image = item.source.load_image(item.index)
+        panel = side_by_side([_readable(p) for p in (image, colorize_label(gt), colorize_label(pred))],
+                             titles=[item.image_id, "ground truth", metrics["source"]])
         save_image(out_dir / "pictures" / f"{item.image_id}.png", panel)
         panels.append(panel)
     from torch.utils.tensorboard import SummaryWriter
