@@ -22,7 +22,8 @@ IMAGE_EXTENSIONS = (".jpg", ".jpeg", ".png", ".bmp", ".ppm", ".tif", ".tiff", ".
 
 
 class SegmentationSource:
-    """Base class: subclasses set `classes` and `ids` and implement the loaders."""
+    """Base class: subclasses set `classes` and `ids` and implement the loaders. File-backed
+    layouts define `image_path(index)` and inherit the image loaders below."""
 
     classes: tuple[str, ...] = ("background",)
     ids: list[str]
@@ -41,7 +42,7 @@ class SegmentationSource:
 
     def load_image(self, index: int) -> np.ndarray:
         """uint8 H×W×3 RGB, C-contiguous."""
-        raise NotImplementedError
+        return read_rgb(self.image_path(index))
 
     def load_mask(self, index: int) -> np.ndarray:
         """uint8 H×W with values in 0..num_classes-1 or 255."""
@@ -52,8 +53,8 @@ class SegmentationSource:
         raise NotImplementedError
 
     def image_size(self, index: int) -> tuple[int, int]:
-        """(H, W) of image `index`; subclasses read only the file header."""
-        return tuple(self.load_image(index).shape[:2])
+        """(H, W) of image `index`, from the file header only."""
+        return read_size(self.image_path(index))
 
     def __repr__(self) -> str:
         return f"{type(self).__name__}({len(self)} images, {self.num_classes} classes)"

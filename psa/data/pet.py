@@ -27,8 +27,6 @@ from .base import (
     check_id,
     check_root,
     read_mask,
-    read_rgb,
-    read_size,
     read_text_lines,
     validate_ids,
 )
@@ -114,12 +112,6 @@ class PetSource(SegmentationSource):
         if self._has_masks is None:
             self._has_masks = all(self.trimap_path(i).is_file() for i in range(len(self.ids)))
         return self._has_masks
-
-    def load_image(self, index: int) -> np.ndarray:
-        return read_rgb(self.image_path(index))
-
-    def image_size(self, index: int) -> tuple[int, int]:
-        return read_size(self.image_path(index))
 
     def load_mask(self, index: int) -> np.ndarray:
         path = self.trimap_path(index)

@@ -34,8 +34,6 @@ from .base import (
     labels_from_mask,
     read_classes_file,
     read_mask,
-    read_rgb,
-    read_size,
     read_text_lines,
     validate_ids,
 )
@@ -136,12 +134,6 @@ class VocSource(SegmentationSource):
         return self._has_masks
 
     # ------------------------------------------------------------------ loaders
-
-    def load_image(self, index: int) -> np.ndarray:
-        return read_rgb(self.image_path(index))
-
-    def image_size(self, index: int) -> tuple[int, int]:
-        return read_size(self.image_path(index))
 
     def load_mask(self, index: int) -> np.ndarray:
         path = self.mask_path(index)
