@@ -374,65 +374,57 @@ def base_run(tmp_path_factory):
     return folder
 
 
-@pytest.mark.slow
-def test_export_killed_mid_way_leaves_whole_files_and_rerun_completes_the_rest(base_run, tmp_path):
-    run_dir = tmp_path / "run"
-    cam = run_dir / "cam"
-    cam.mkdir(parents=True)
-    shutil.copy2(base_run / "cam" / "model.pt", cam / "model.pt")
-    folders = [cam / "cams", cam / "pred", cam / "labels"]
-    suffixes = [".npz", ".png", ".png"]
-    target = RNG.randint(3, NUM_IMAGES // 2)
-    child = Child(tmp_path, "export_cams", DEMO, *base_overrides(run_dir))
-    child.wait_until(lambda: count_files(cam / "labels", ".png") >= target, f"{target} exported images")
-    assert child.signal_and_wait(signal.SIGKILL) == -signal.SIGKILL
-    assert not (cam / "export_done.json").exists()
-    assert assert_complete(cam) >= target
-    done_before = ids_with_all(folders, suffixes)
-    assert target <= len(done_before) < NUM_IMAGES, WHERE
-    kept = {p: p.stat().st_mtime_ns for f in folders for p in f.iterdir()
-            if not p.name.startswith(".") and p.name.split(".")[0] in done_before}
-    plant_temp_files(*folders)
-
-    second = run("export_cams", DEMO, *base_overrides(run_dir))
-    assert second.returncode == 0, second.stderr[-3000:]
-    assert temp_files(cam) == []
-    summary = json.loads((cam / "export_done.json").read_text())
-    assert (summary["written_here"], summary["skipped_here"]) == (NUM_IMAGES - len(done_before), len(done_before))
-    assert all(p.stat().st_mtime_ns == mtime for p, mtime in kept.items()), "finished images were redone"
-    for folder in folders:
-        assert_same_files(folder, base_run / "cam" / folder.name)
+def _prepare_export(base_run, run_dir):
+    shutil.copy2(base_run / "cam" / "model.pt", _mkdir(run_dir / "cam") / "model.pt")
 
 
-@pytest.mark.slow
-def test_random_walk_killed_mid_way_leaves_whole_files_and_rerun_completes_the_rest(base_run, tmp_path):
-    run_dir = tmp_path / "run"
-    aff = run_dir / "affinity"
-    aff.mkdir(parents=True)
-    shutil.copy2(base_run / "affinity" / "model.pt", aff / "model.pt")
+def _prepare_random_walk(base_run, run_dir):
+    shutil.copy2(base_run / "affinity" / "model.pt", _mkdir(run_dir / "affinity") / "model.pt")
     shutil.copytree(base_run / "cam" / "cams", run_dir / "cam" / "cams")
-    folders = [aff / "rw_scores", aff / "pseudo_crf", aff / "pseudo"]
-    suffixes = [".npz", ".png", ".png"]
+
+
+def _mkdir(path):
+    path.mkdir(parents=True, exist_ok=True)
+    return path
+
+
+# tool, stage folder, prepare, output folders (the last one is polled), done file
+SHARDED_STAGES = {
+    "export": ("export_cams", "cam", _prepare_export, ["cams", "pred", "labels"], "export_done.json"),
+    "random_walk": ("random_walk", "affinity", _prepare_random_walk, ["rw_scores", "pseudo_crf", "pseudo"],
+                    "random_walk_done.json"),
+}
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("stage_name", list(SHARDED_STAGES))
+def test_stage_killed_mid_way_leaves_whole_files_and_rerun_completes_the_rest(base_run, tmp_path, stage_name):
+    tool, stage, prepare, names, done_file = SHARDED_STAGES[stage_name]
+    run_dir = tmp_path / "run"
+    prepare(base_run, run_dir)
+    out = run_dir / stage
+    folders = [out / name for name in names]
+    suffixes = [".npz" if name in ("cams", "rw_scores") else ".png" for name in names]
     target = RNG.randint(3, NUM_IMAGES // 2)
-    child = Child(tmp_path, "random_walk", DEMO, *base_overrides(run_dir))
-    child.wait_until(lambda: count_files(aff / "pseudo", ".png") >= target, f"{target} walked images")
+    child = Child(tmp_path, tool, DEMO, *base_overrides(run_dir))
+    child.wait_until(lambda: count_files(folders[-1], ".png") >= target, f"{target} finished images")
     assert child.signal_and_wait(signal.SIGKILL) == -signal.SIGKILL
-    assert not (aff / "random_walk_done.json").exists()
-    assert assert_complete(aff) >= target
+    assert not (out / done_file).exists()
+    assert assert_complete(out) >= target
     done_before = ids_with_all(folders, suffixes)
     assert target <= len(done_before) < NUM_IMAGES, WHERE
     kept = {p: p.stat().st_mtime_ns for f in folders for p in f.iterdir()
             if not p.name.startswith(".") and p.name.split(".")[0] in done_before}
     plant_temp_files(*folders)
 
-    second = run("random_walk", DEMO, *base_overrides(run_dir))
+    second = run(tool, DEMO, *base_overrides(run_dir))
     assert second.returncode == 0, second.stderr[-3000:]
-    assert temp_files(aff) == []
-    summary = json.loads((aff / "random_walk_done.json").read_text())
+    assert temp_files(out) == []
+    summary = json.loads((out / done_file).read_text())
     assert summary["written_here"] == NUM_IMAGES - len(done_before)
     assert all(p.stat().st_mtime_ns == mtime for p, mtime in kept.items()), "finished images were redone"
     for folder in folders:
-        assert_same_files(folder, base_run / "affinity" / folder.name)
+        assert_same_files(folder, base_run / stage / folder.name)
 
 
 @pytest.mark.slow
