@@ -76,7 +76,7 @@ def main() -> None:
         table.add_column(col, justify="right")
     table.add_row("one pass at a time", "8", f"{t_loop:.3f}", "1.00×", "")
     table.add_row("flip batched per scale", "4", f"{t_batch:.3f}", f"{t_loop / t_batch:.2f}×", f"{diff:.2e}")
-    Console().print(table)
+    Console(width=120).print(table)
     print(f"torch {torch.__version__}, threads {torch.get_num_threads()}, {platform.processor() or platform.machine()}")
 
 
