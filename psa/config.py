@@ -34,6 +34,7 @@ class RunConfig:
     # null defers to `accelerate launch --mixed_precision`; otherwise no | bf16 | fp16
     mixed_precision: Optional[str] = None
     num_workers: int = 4
+    min_free_mb: int = 500  # every tool refuses to start with less free disk under run.dir
 
 
 @dataclass
@@ -388,6 +389,7 @@ def validate(recipe: Recipe) -> None:
     _check(recipe.run.mixed_precision in (None, "no", "bf16", "fp16"), "run.mixed_precision",
            f"must be null, no, bf16 or fp16, got {recipe.run.mixed_precision!r}")
     _check(recipe.run.num_workers >= 0, "run.num_workers", "must be >= 0")
+    _check(recipe.run.min_free_mb >= 0, "run.min_free_mb", "must be >= 0")
     _check(recipe.data.kind in ("voc", "pet", "synthetic"), "data.kind",
            f"must be voc, pet or synthetic, got {recipe.data.kind!r}")
     _check(recipe.data.label_mode in ("species", "breed"), "data.label_mode", "must be species or breed")

@@ -9,6 +9,7 @@ from __future__ import annotations
 import io
 import json
 import os
+import shutil
 import tempfile
 from pathlib import Path
 from typing import Any, Callable
@@ -17,6 +18,7 @@ import numpy as np
 from PIL import Image
 
 from .constants import voc_palette
+from .errors import PsaError
 
 
 def atomic_write_bytes(path: str | os.PathLike, data: bytes) -> None:
@@ -74,3 +76,17 @@ def remove_stale_temp_files(folder: str | os.PathLike) -> int:
     for path in stale:
         path.unlink(missing_ok=True)
     return len(stale)
+
+
+def ensure_free_space(path: str | os.PathLike, min_mb: int) -> None:
+    """Refuse to start when the disk holding `path` has less than `min_mb` MB free: a full
+    disk half-way through a stage costs more than a clear error before it."""
+    if min_mb <= 0:
+        return
+    probe = Path(path).absolute()
+    while not probe.exists() and probe != probe.parent:
+        probe = probe.parent
+    free_mb = shutil.disk_usage(probe).free // 2**20
+    if free_mb < min_mb:
+        raise PsaError(f"only {free_mb} MB free on the disk of {path}; need at least {min_mb} MB "
+                       f"(free space, or change recipe key run.min_free_mb)")

@@ -83,3 +83,24 @@ def test_seg_training_on_ground_truth_lowers_the_loss(tiny_recipe):
     early, late = _early_late(result.losses)
     assert late < early, result.losses
     assert (recipe.stage_dir("seg") / WEIGHTS_FILE).is_file()
+
+
+def test_too_little_free_disk_stops_before_anything_is_written(tiny_recipe):
+    import shutil
+
+    from psa.errors import PsaError
+    from psa.stages.export_cams import export_cams
+
+    recipe = tiny_recipe("run.min_free_mb=1000000000")  # a petabyte: more than any test disk
+    free_mb = shutil.disk_usage("/").free // 2**20
+    assert free_mb < 1000000000
+    with pytest.raises(PsaError, match=r"MB free on the disk of .*run.min_free_mb"):
+        _train(recipe, "cam")
+    assert not (recipe.stage_dir("cam")).exists()
+    # the inference stages check too, before creating their output folders
+    trained = dataclasses.replace(recipe, run=dataclasses.replace(recipe.run, min_free_mb=0))
+    _train(dataclasses.replace(trained, cam=dataclasses.replace(
+        trained.cam, train=dataclasses.replace(trained.cam.train, max_steps=1))), "cam")
+    with pytest.raises(PsaError, match="run.min_free_mb"):
+        export_cams(recipe)
+    assert not (recipe.stage_dir("cam") / "cams").exists()

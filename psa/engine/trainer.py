@@ -19,7 +19,7 @@ from torch.utils.data import DataLoader, Dataset
 from .. import __version__
 from ..config import Recipe, TrainConfig, dump_recipe
 from ..errors import PsaError
-from ..io import atomic_write_json, atomic_write_text, remove_stale_temp_files
+from ..io import atomic_write_json, atomic_write_text, ensure_free_space, remove_stale_temp_files
 from .accel import make_accelerator
 from .checkpoints import (
     WEIGHTS_FILE, latest_checkpoint, read_state, remove_incomplete, save_checkpoint, save_weights,
@@ -187,6 +187,7 @@ def train(recipe: Recipe, build_task: Callable[[Recipe], TaskSpec], reporter: Re
 
 
 def _prepare_run_dir(recipe: Recipe, stage_dir: Path, world_size: int) -> None:
+    ensure_free_space(recipe.run.dir, recipe.run.min_free_mb)
     try:
         stage_dir.mkdir(parents=True, exist_ok=True)
         probe = stage_dir / ".write_test"

@@ -11,7 +11,7 @@ from ..config import Recipe
 from ..data import build_source
 from ..data.base import SegmentationSource
 from ..engine.checkpoints import WEIGHTS_FILE, load_weights
-from ..io import remove_stale_temp_files
+from ..io import ensure_free_space, remove_stale_temp_files
 
 
 @dataclass(frozen=True)
@@ -53,7 +53,8 @@ def load_trained(model: torch.nn.Module, recipe: Recipe, stage: str) -> dict:
     return meta
 
 
-def output_dirs(*folders: Path) -> None:
+def output_dirs(recipe: Recipe, *folders: Path) -> None:
+    ensure_free_space(recipe.run.dir, recipe.run.min_free_mb)
     for folder in folders:
         folder.mkdir(parents=True, exist_ok=True)
         remove_stale_temp_files(folder)

@@ -87,7 +87,7 @@ def predict(recipe: Recipe, images: str | None = None, crf: bool = False, out_di
     load_trained(model, recipe, "seg")
     model.eval().to(accelerator.device)
     if accelerator.is_main_process:
-        output_dirs(folder)
+        output_dirs(recipe, folder)
     accelerator.wait_for_everyone()
 
     mine = shard(work, accelerator)

@@ -58,7 +58,7 @@ def run_random_walk(recipe: Recipe, reporter: Reporter | None = None) -> dict:
     load_trained(model, recipe, "affinity")
     model.eval().to(accelerator.device)
     if accelerator.is_main_process:
-        output_dirs(*folders.values())
+        output_dirs(recipe, *folders.values())
     accelerator.wait_for_everyone()
 
     mine = shard(items, accelerator)
