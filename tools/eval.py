@@ -14,8 +14,8 @@ from psa.cli.common import (
 
 def main() -> int:
     parser = recipe_parser(__doc__)
-    parser.add_argument("--source", choices=["cam", "rw", "seg"],
-                        help="what to score (default: from the recipe's task: cam→cam, affinity→rw, seg→seg)")
+    parser.add_argument("--source", help="cam | rw | seg: what to score (default: from the recipe's task: "
+                                          "cam→cam, affinity→rw, seg→seg)")
     parser.add_argument("--crf", action="store_true", help="refine the scores with the dense CRF first")
     parser.add_argument("--pred", metavar="DIR", help="a folder of <id>.png label maps to score instead")
     parser.add_argument("--split", help="dataset split to score (default: data.eval_split, seg: data.val_split)")

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Callable
 
 import torch
 
@@ -11,6 +12,7 @@ from ..config import Recipe
 from ..data import build_source
 from ..data.base import SegmentationSource
 from ..engine.checkpoints import WEIGHTS_FILE, load_weights
+from ..errors import PsaError
 from ..io import ensure_free_space, remove_stale_temp_files
 
 
@@ -41,16 +43,17 @@ def default_splits(recipe: Recipe, override: str) -> list[str]:
     return list(dict.fromkeys([recipe.data.train_split, recipe.data.eval_split]))
 
 
-def load_trained(model: torch.nn.Module, recipe: Recipe, stage: str) -> dict:
-    state, meta = load_weights(recipe.stage_dir(stage) / WEIGHTS_FILE, stage, recipe.model.backbone)
+def load_trained(recipe: Recipe, stage: str, build: Callable[[dict], torch.nn.Module]) -> torch.nn.Module:
+    """A stage's trained network in eval mode: the checkpoint is read once, its metadata (class
+    list, ...) tells `build(meta)` the model's shape, then the weights go in."""
+    path = recipe.stage_dir(stage) / WEIGHTS_FILE
+    state, meta = load_weights(path, stage, recipe.model.backbone)
+    model = build(meta)
     try:
         model.load_state_dict(state)
     except RuntimeError as err:
-        from ..errors import PsaError
-
-        raise PsaError(f"checkpoint {recipe.stage_dir(stage) / WEIGHTS_FILE} does not fit this model: "
-                       f"{str(err).splitlines()[0]}") from None
-    return meta
+        raise PsaError(f"checkpoint {path} does not fit this model: {str(err).splitlines()[0]}") from None
+    return model.eval()
 
 
 def output_dirs(recipe: Recipe, *folders: Path) -> None:

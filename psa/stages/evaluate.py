@@ -31,8 +31,9 @@ from .common import items_for
 from .export_cams import CAMS_DIR, load_cam_file
 from .random_walk import PSEUDO_DIR, SCORES_DIR, to_probabilities, upsample_scores
 
-SOURCES = ("cam", "rw", "seg")
 SOURCE_OF_TASK = {"cam": "cam", "affinity": "rw", "seg": "seg"}
+STAGE_OF_SOURCE = {source: stage for stage, source in SOURCE_OF_TASK.items()}
+SOURCES = tuple(STAGE_OF_SOURCE)  # what tools/eval.py --source accepts
 SEG_PRED_DIR = "pred"  # under <run>/seg/, written by tools/predict.py
 
 
@@ -53,7 +54,7 @@ def evaluate(recipe: Recipe, source: str | None = None, crf: bool = False, pred_
                        "(for the segmentation network use tools/predict.py --crf)")
     split = split or (recipe.data.val_split if source == "seg" and pred_dir is None else recipe.data.eval_split)
     name = (f"pred_{Path(pred_dir).name}" if pred_dir else source) + ("_crf" if crf else "")
-    stage = recipe.stage_dir({"cam": "cam", "rw": "affinity", "seg": "seg"}.get(source, recipe.task))
+    stage = recipe.stage_dir(STAGE_OF_SOURCE.get(source, recipe.task))
     out_dir = stage / "eval" / name
 
     accelerator = make_accelerator(recipe)

@@ -31,9 +31,8 @@ def export_cams(recipe: Recipe, reporter: Reporter | None = None) -> dict:
     stage = recipe.stage_dir("cam")
     folders = {name: stage / name for name in (CAMS_DIR, LABELS_DIR, PRED_DIR)}
     items = items_for(recipe, default_splits(recipe, recipe.cam.export_split))
-    model = build_cam_model(recipe, len(items[0].source.classes), load_weights=False)
-    load_trained(model, recipe, "cam")
-    model.eval().to(accelerator.device)
+    model = load_trained(recipe, "cam", lambda meta: build_cam_model(recipe, len(meta["classes"]), load_weights=False))
+    model.to(accelerator.device)
     if accelerator.is_main_process:
         output_dirs(recipe, *folders.values())
     accelerator.wait_for_everyone()

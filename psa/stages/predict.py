@@ -77,15 +77,11 @@ def predict(recipe: Recipe, images: str | None = None, crf: bool = False, out_di
     folder = Path(out_dir) if out_dir else stage / (SEG_PRED_DIR + ("_crf" if crf else ""))
     if images:
         work = _ImageList(images).items()
-        classes = None
     else:
         dataset_items = items_for(recipe, [recipe.seg.split or recipe.data.val_split])
         work = [(it.image_id, lambda it=it: it.source.load_image(it.index)) for it in dataset_items]
-        classes = dataset_items[0].source.classes
-    meta_classes = classes or _classes_from_checkpoint(recipe)
-    model = build_seg_model(recipe, len(meta_classes), load_weights=False)
-    load_trained(model, recipe, "seg")
-    model.eval().to(accelerator.device)
+    model = load_trained(recipe, "seg", lambda meta: build_seg_model(recipe, len(meta["classes"]), load_weights=False))
+    model.to(accelerator.device)
     if accelerator.is_main_process:
         output_dirs(recipe, folder)
     accelerator.wait_for_everyone()
@@ -113,9 +109,3 @@ def predict(recipe: Recipe, images: str | None = None, crf: bool = False, out_di
         atomic_write_json(folder.parent / f"{folder.name}_done.json", summary)
     return summary
 
-
-def _classes_from_checkpoint(recipe: Recipe) -> list:
-    from ..engine.checkpoints import WEIGHTS_FILE, load_weights
-
-    _, meta = load_weights(recipe.stage_dir("seg") / WEIGHTS_FILE, "seg", recipe.model.backbone)
-    return meta["classes"]

@@ -13,6 +13,7 @@ from ..constants import FEATURE_STRIDE
 from ..data.transforms import normalize, pad_to_multiple
 from ..engine.accel import make_accelerator, shard
 from ..engine.report import Reporter
+from ..errors import PsaError
 from ..io import atomic_write_json, save_label_png, save_npz
 from ..ops.cam import background_score
 from ..ops.crf import dense_crf
@@ -54,9 +55,8 @@ def run_random_walk(recipe: Recipe, reporter: Reporter | None = None) -> dict:
     if recipe.random_walk.crf:
         folders[PSEUDO_CRF_DIR] = stage / PSEUDO_CRF_DIR
     items = items_for(recipe, default_splits(recipe, recipe.random_walk.split))
-    model = build_affinity_model(recipe, load_weights_=False)
-    load_trained(model, recipe, "affinity")
-    model.eval().to(accelerator.device)
+    model = load_trained(recipe, "affinity", lambda meta: build_affinity_model(recipe, load_weights_=False))
+    model.to(accelerator.device)
     if accelerator.is_main_process:
         output_dirs(recipe, *folders.values())
     accelerator.wait_for_everyone()
@@ -70,8 +70,6 @@ def run_random_walk(recipe: Recipe, reporter: Reporter | None = None) -> dict:
         if not all(p.is_file() for p in paths.values()):
             cam_path = cam_dir / f"{item.image_id}.npz"
             if not cam_path.is_file():
-                from ..errors import PsaError
-
                 raise PsaError(f"CAM file missing: {cam_path}; run tools/export_cams.py first")
             cams, class_ids = load_cam_file(cam_path)
             image = item.source.load_image(item.index)
