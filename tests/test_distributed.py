@@ -41,8 +41,20 @@ def test_two_process_ddp_keeps_ranks_identical(tmp_path):
         torch.testing.assert_close(rank0[key], rank1[key], rtol=0, atol=0, msg=key)
     info = json.loads((run / "cam" / "run_info.json").read_text())
     assert info["world_size"] == 2
-    # 16 images, batch 8 per process, 2 processes → 1 step per epoch
+    assert info["batch"] == {"global": 8, "per_process": 4}
+    # 16 images, global batch 8 → 2 steps per epoch, as on one process
     saved = torch.load(run / "cam" / "model.pt", weights_only=True)
-    assert saved["meta"]["steps"] == 2
+    assert saved["meta"]["steps"] == 4
     # and training really changed the weights from their initialisation on both ranks
     assert not np.allclose(rank0["classifier.weight"].numpy(), 0)
+
+
+@pytest.mark.slow
+def test_a_global_batch_the_processes_do_not_divide_is_refused(tmp_path):
+    run = tmp_path / "odd"
+    result = launch(ROOT / "tools" / "train.py", str(ROOT / "recipes" / "demo.yaml"),
+                    *TINY_OVERRIDES, f"run.dir={run}", "task=cam", "cam.train.batch_size=7")
+    assert result.returncode != 0
+    assert "recipe key 'cam.train.batch_size': the global batch 7 does not divide among 2 processes" \
+        in result.stdout + result.stderr
+    assert not (run / "cam").exists()
