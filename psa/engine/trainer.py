@@ -47,6 +47,9 @@ class TaskSpec:
     # further streams drawn once per batch of `dataset` (which alone defines the epochs);
     # the loss sees each as batch[name], e.g. {"unlabeled": SideData(...)}
     side: dict[str, SideData] = field(default_factory=dict)
+    # writes the task's own records (e.g. the labelled split) into the stage folder: called
+    # on the main process once the run folder is prepared, so a refused run writes nothing
+    write_records: Callable[[Path], None] | None = None
 
 
 class StopRequested(Exception):
@@ -112,6 +115,8 @@ def train(recipe: Recipe, build_task: Callable[[Recipe], TaskSpec], reporter: Re
             **{s.name: {"global": s.global_batch, "per_process": s.per_process} for s in side_streams},
         })
         remove_incomplete(ckpt_dir)
+        if task.write_records is not None:
+            task.write_records(stage_dir)
     accelerator.wait_for_everyone()
     writer = _tensorboard(stage_dir) if accelerator.is_main_process else None
     stopper = _SignalFlag()
@@ -133,6 +138,7 @@ def train(recipe: Recipe, build_task: Callable[[Recipe], TaskSpec], reporter: Re
             for batch in epoch_loader:
                 for name, side_iter in side_iters.items():
                     batch[name] = next(side_iter)
+                batch["step"] = step  # optimizer steps so far: ramps that depend on it resume exactly
                 with accelerator.accumulate(model):
                     set_poly_lr(optimizer, train_cfg.lr, step, max_step, train_cfg.poly_power)
                     loss, scalars = task.loss_fn(model, batch)
