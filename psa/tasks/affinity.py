@@ -61,7 +61,7 @@ class AffinityTrainDataset(Dataset):
         tensor, label = T.random_crop(T.normalize(image), torch.from_numpy(np.ascontiguousarray(label)),
                                       self.cfg.crop_size, fill=self.fill)
         small = torch.as_tensor(T.downsample_label(label, FEATURE_STRIDE))
-        pairs = pair_labels(small, self.cfg.radius)
+        pairs = pair_labels(small, self.cfg.radius, self.cfg.pairs)
         return {"image": tensor, "label": small, **pairs}
 
 
