@@ -89,6 +89,15 @@ class TrainConfig:
 
 
 @dataclass
+class LabeledConfig:
+    """Which training images carry labels in a semi-supervised task (psa/data/labeled_split.py)."""
+
+    list_file: str = ""  # labelled ids, one a line; wins over fraction
+    fraction: float = 1.0  # else this share of the split, drawn with `seed`
+    seed: int = 0
+
+
+@dataclass
 class CamConfig:
     train: TrainConfig = field(default_factory=TrainConfig)
     crop_size: int = 448
@@ -380,6 +389,10 @@ def _check_train(train: TrainConfig, prefix: str) -> None:
     _check(train.keep_checkpoints >= 1, f"{prefix}.keep_checkpoints", "must be >= 1")
     _check(train.log_every >= 1, f"{prefix}.log_every", "must be >= 1")
     _check(train.max_steps >= 0, f"{prefix}.max_steps", "must be >= 0")
+
+
+def _check_labeled(labeled: LabeledConfig, prefix: str) -> None:
+    _check(0 < labeled.fraction <= 1, f"{prefix}.fraction", f"must be in (0, 1], got {labeled.fraction}")
 
 
 def _check_crop(size: int, key: str) -> None:

@@ -41,11 +41,23 @@ def test_two_process_ddp_keeps_ranks_identical(tmp_path):
         torch.testing.assert_close(rank0[key], rank1[key], rtol=0, atol=0, msg=key)
     info = json.loads((run / "cam" / "run_info.json").read_text())
     assert info["world_size"] == 2
-    # 16 images, batch 8 per process, 2 processes → 1 step per epoch
+    assert info["batch"] == {"global": 8, "per_process": 4}
+    # 16 images, global batch 8 → 2 steps per epoch, as on one process
     saved = torch.load(run / "cam" / "model.pt", weights_only=True)
-    assert saved["meta"]["steps"] == 2
+    assert saved["meta"]["steps"] == 4
     # and training really changed the weights from their initialisation on both ranks
     assert not np.allclose(rank0["classifier.weight"].numpy(), 0)
+
+
+@pytest.mark.slow
+def test_a_global_batch_the_processes_do_not_divide_is_refused(tmp_path):
+    run = tmp_path / "odd"
+    result = launch(ROOT / "tools" / "train.py", str(ROOT / "recipes" / "demo.yaml"),
+                    *TINY_OVERRIDES, f"run.dir={run}", "task=cam", "cam.train.batch_size=7")
+    assert result.returncode != 0
+    assert "recipe key 'cam.train.batch_size': the global batch 7 does not divide among 2 processes" \
+        in result.stdout + result.stderr
+    assert not (run / "cam").exists()
 
 
 # The affinity stage with frozen BN and no dropout is a deterministic function of the global
@@ -54,8 +66,7 @@ EQUIVALENCE_OVERRIDES = [
     "model.freeze_bn=true", "affinity.train.optimizer=sgd", "affinity.train.lr=0.05",
     "affinity.train.momentum=0.9", "affinity.train.epochs=2", "run.deterministic=true",
 ]
-GLOBAL_BATCH = 8
-PER_PROCESS_BATCH = 4  # TODO(global batch): 8 once <task>.train.batch_size is the global batch
+GLOBAL_BATCH = 8  # <task>.train.batch_size is the global batch: 4 per process with 2
 
 
 def _confident_labels_from_gt(recipe):
@@ -93,7 +104,7 @@ def test_two_processes_train_affinity_like_one_on_the_same_global_batch(tiny_rec
     _confident_labels_from_gt(tiny_recipe(run_dir=two_dir))
     result = launch(ROOT / "tests" / "scripts" / "ddp_train.py", str(ROOT / "recipes" / "demo.yaml"),
                     *TINY_OVERRIDES, *EQUIVALENCE_OVERRIDES, "task=affinity",
-                    f"affinity.train.batch_size={PER_PROCESS_BATCH}", f"run.dir={two_dir}")
+                    f"affinity.train.batch_size={GLOBAL_BATCH}", f"run.dir={two_dir}")
     assert result.returncode == 0, result.stderr[-3000:]
     two = json.loads((two_dir / "result_of_2.json").read_text())
 

@@ -104,3 +104,50 @@ def test_too_little_free_disk_stops_before_anything_is_written(tiny_recipe):
     with pytest.raises(PsaError, match="run.min_free_mb"):
         export_cams(recipe)
     assert not (recipe.stage_dir("cam") / "cams").exists()
+
+
+def _with_side_stream(builder):
+    """The CAM task plus a second stream of the same images whose loss is added (as a
+    semi-supervised task adds its unlabelled batch)."""
+    from psa.engine.side_stream import SideData
+    from psa.tasks.cam import cam_loss
+
+    def build(recipe):
+        spec = builder(recipe)
+        spec.side = {"extra": SideData(spec.dataset, batch_size=4, key="test.extra_batch")}
+
+        def loss_fn(model, batch):
+            assert batch["extra"]["image"].shape[0] == 4
+            main, _ = cam_loss(model, batch)
+            side, _ = cam_loss(model, batch["extra"])
+            return main + side, {"side": side.detach()}
+
+        spec.loss_fn = loss_fn
+        return spec
+
+    return build
+
+
+def test_resume_with_a_side_stream_continues_to_the_same_weights(tiny_recipe, tmp_path):
+    import json
+
+    from psa.tasks.cam import build_cam_task
+
+    # 16 images, batch 8: 2 steps an epoch; the side stream (batch 4) has 4 batches an epoch,
+    # so the resumed run must re-enter the side stream mid-epoch at the right batch
+    common = ("run.deterministic=true", "cam.train.epochs=3", "cam.train.checkpoint_every=1")
+    straight = tiny_recipe(*common, run_dir=tmp_path / "straight")
+    reference = train(straight, _with_side_stream(build_cam_task))
+    split = tiny_recipe(*common, "cam.train.max_steps=3", run_dir=tmp_path / "split")
+    train(split, _with_side_stream(build_cam_task))
+    resumed_recipe = dataclasses.replace(split, cam=dataclasses.replace(
+        split.cam, train=dataclasses.replace(split.cam.train, max_steps=0)))
+    second = train(resumed_recipe, _with_side_stream(build_cam_task))
+    assert second.resumed_from == 3 and second.steps == reference.steps == 6
+    assert second.losses == pytest.approx(reference.losses[3:], rel=0, abs=0)
+    a, _ = load_weights(reference.weights, "cam", "resnet10t")
+    b, _ = load_weights(second.weights, "cam", "resnet10t")
+    for key in a:
+        torch.testing.assert_close(a[key], b[key], rtol=0, atol=0, msg=key)
+    info = json.loads((split.stage_dir("cam") / "run_info.json").read_text())
+    assert info["batch"] == {"global": 8, "per_process": 8, "extra": {"global": 4, "per_process": 4}}

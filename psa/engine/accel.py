@@ -9,6 +9,7 @@ import os
 import torch
 
 from ..config import Recipe
+from ..errors import PsaError
 
 logger = logging.getLogger("psa")
 
@@ -26,8 +27,10 @@ def make_accelerator(recipe: Recipe, grad_accum: int = 1, project_dir: str | Non
         gradient_accumulation_steps=grad_accum,
         project_dir=project_dir,
         # seeded sampler: the shuffle order of epoch e depends only on (seed, e), so resume
-        # can skip exactly the batches already seen
-        dataloader_config=DataLoaderConfiguration(use_seedable_sampler=True),
+        # can skip exactly the batches already seen. split_batches: a loader's batch size is
+        # the global batch, cut into one slice per process, so a recipe means the same
+        # experiment on 1 CPU or N GPUs (see check_global_batch).
+        dataloader_config=DataLoaderConfiguration(use_seedable_sampler=True, split_batches=True),
     )
     set_seed(recipe.run.seed)
     if recipe.run.deterministic:
@@ -37,6 +40,14 @@ def make_accelerator(recipe: Recipe, grad_accum: int = 1, project_dir: str | Non
     elif on_gpu:
         torch.backends.cudnn.benchmark = True
     return accelerator
+
+
+def check_global_batch(batch_size: int, key: str, num_processes: int) -> int:
+    """The per-process share of a global batch; one line naming the key when it does not divide."""
+    if batch_size % num_processes:
+        raise PsaError(f"recipe key '{key}': the global batch {batch_size} does not divide among "
+                       f"{num_processes} processes; use a multiple of {num_processes}")
+    return batch_size // num_processes
 
 
 def shard(items: list, accelerator) -> list:

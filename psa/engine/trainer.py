@@ -20,12 +20,14 @@ from .. import __version__
 from ..config import Recipe, TrainConfig, dump_recipe
 from ..errors import PsaError
 from ..io import atomic_write_json, atomic_write_text, ensure_free_space, remove_stale_temp_files
-from .accel import make_accelerator
+from .accel import check_global_batch, make_accelerator
 from .checkpoints import (
     WEIGHTS_FILE, latest_checkpoint, read_state, remove_incomplete, save_checkpoint, save_weights,
 )
 from .optim import build_optimizer, set_poly_lr
 from .report import Reporter
+from .seeded import SeededAugmentation
+from .side_stream import SideData, SideStream
 
 LossFn = Callable[[nn.Module, dict], tuple[torch.Tensor, dict]]
 PreviewFn = Callable[[nn.Module, dict], dict[str, np.ndarray]]
@@ -42,25 +44,9 @@ class TaskSpec:
     loss_fn: LossFn  # (model, batch) -> (loss, scalars to log)
     meta: dict = field(default_factory=dict)  # stored with the final weights (classes, backbone, ...)
     preview_fn: PreviewFn | None = None  # (unwrapped model, batch) -> {tag: HxWx3 uint8}
-
-
-class SeededAugmentation(Dataset):
-    """Each sample's random augmentation is a pure function of (seed, epoch, index), drawn from
-    a private copy of torch's RNG. So the same images come out whatever the number of workers
-    or processes, and a resumed run sees exactly what an uninterrupted one would have."""
-
-    def __init__(self, dataset: Dataset, seed: int):
-        self.dataset = dataset
-        self.seed = seed
-        self.epoch = 0
-
-    def __len__(self) -> int:
-        return len(self.dataset)
-
-    def __getitem__(self, index: int):
-        with torch.random.fork_rng(devices=[]):
-            torch.manual_seed(((self.seed * 1_000_003 + self.epoch) * 1_000_003 + index) % (2**63))
-            return self.dataset[index]
+    # further streams drawn once per batch of `dataset` (which alone defines the epochs);
+    # the loss sees each as batch[name], e.g. {"unlabeled": SideData(...)}
+    side: dict[str, SideData] = field(default_factory=dict)
 
 
 class StopRequested(Exception):
@@ -85,8 +71,14 @@ def train(recipe: Recipe, build_task: Callable[[Recipe], TaskSpec], reporter: Re
     ckpt_dir = stage_dir / "checkpoints"
     train_cfg: TrainConfig = getattr(recipe, recipe.task).train
     accelerator = make_accelerator(recipe, grad_accum=train_cfg.grad_accum, project_dir=str(stage_dir))
+    # batch_size is the global batch: the loader yields it whole and Accelerate hands each
+    # process its slice, so steps, schedule and images per step do not depend on the world size
+    per_process_batch = check_global_batch(train_cfg.batch_size, f"{recipe.task}.train.batch_size",
+                                           accelerator.num_processes)
     task = build_task(recipe)  # first: bad data or weights fail before anything is written
     dataset = SeededAugmentation(task.dataset, recipe.run.seed)
+    side_streams = [SideStream(name, side, recipe.run.seed, accelerator, recipe.run.num_workers)
+                    for name, side in task.side.items()]
     loader = DataLoader(
         dataset, batch_size=train_cfg.batch_size, shuffle=True, drop_last=True,
         num_workers=recipe.run.num_workers, pin_memory=accelerator.device.type == "cuda",
@@ -115,7 +107,10 @@ def train(recipe: Recipe, build_task: Callable[[Recipe], TaskSpec], reporter: Re
     step = _resume(recipe, train_cfg, accelerator, ckpt_dir)  # a checkpoint that does not fit: nothing written
     resumed_from = step
     if accelerator.is_main_process:
-        _prepare_run_dir(recipe, stage_dir, accelerator.num_processes)
+        _prepare_run_dir(recipe, stage_dir, accelerator.num_processes, {
+            "global": train_cfg.batch_size, "per_process": per_process_batch,
+            **{s.name: {"global": s.global_batch, "per_process": s.per_process} for s in side_streams},
+        })
         remove_incomplete(ckpt_dir)
     accelerator.wait_for_everyone()
     writer = _tensorboard(stage_dir) if accelerator.is_main_process else None
@@ -123,6 +118,9 @@ def train(recipe: Recipe, build_task: Callable[[Recipe], TaskSpec], reporter: Re
     reporter.start(f"train {task.name}", total=stop_step, completed=step)
     started, losses = time.perf_counter(), []
     window_start, window_images = time.perf_counter(), 0
+    # side streams advance one batch per main batch: their position follows from the step
+    first_batch = (step // steps_per_epoch) * len(loader) + (step % steps_per_epoch) * train_cfg.grad_accum
+    side_iters = {s.name: s.batches(first_batch) for s in side_streams}
     try:
         while step < stop_step:
             epoch = step // steps_per_epoch
@@ -133,6 +131,8 @@ def train(recipe: Recipe, build_task: Callable[[Recipe], TaskSpec], reporter: Re
             model.train()
             previewed = False
             for batch in epoch_loader:
+                for name, side_iter in side_iters.items():
+                    batch[name] = next(side_iter)
                 with accelerator.accumulate(model):
                     set_poly_lr(optimizer, train_cfg.lr, step, max_step, train_cfg.poly_power)
                     loss, scalars = task.loss_fn(model, batch)
@@ -186,7 +186,7 @@ def train(recipe: Recipe, build_task: Callable[[Recipe], TaskSpec], reporter: Re
 # ----------------------------------------------------------------------------- helpers
 
 
-def _prepare_run_dir(recipe: Recipe, stage_dir: Path, world_size: int) -> None:
+def _prepare_run_dir(recipe: Recipe, stage_dir: Path, world_size: int, batch: dict) -> None:
     ensure_free_space(recipe.run.dir, recipe.run.min_free_mb)
     try:
         stage_dir.mkdir(parents=True, exist_ok=True)
@@ -199,7 +199,7 @@ def _prepare_run_dir(recipe: Recipe, stage_dir: Path, world_size: int) -> None:
         remove_stale_temp_files(folder)
     atomic_write_text(Path(recipe.run.dir) / "recipe.yaml", dump_recipe(recipe))
     atomic_write_json(stage_dir / "run_info.json", {
-        "psa_version": __version__, "git_commit": _git_commit(), "world_size": world_size,
+        "psa_version": __version__, "git_commit": _git_commit(), "world_size": world_size, "batch": batch,
         "command": sys.argv, "torch": torch.__version__, "started": time.strftime("%Y-%m-%d %H:%M:%S"),
     })
 

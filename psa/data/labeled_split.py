@@ -1,0 +1,62 @@
+"""Which training images carry labels, for semi-supervised tasks.
+
+Either a list file of labelled ids, or a seeded fraction of the split. The split chosen is
+written to the run directory, so a run can be reproduced or continued with exactly the same
+labelled images. Every id of the split that is not labelled is unlabelled.
+"""
+
+from __future__ import annotations
+
+import random
+from dataclasses import dataclass
+from pathlib import Path
+
+from ..config import LabeledConfig
+from ..errors import PsaError
+from ..io import atomic_write_text
+
+
+@dataclass
+class LabeledSplit:
+    labeled: list[int]  # indices into the source, in source order
+    unlabeled: list[int]
+
+
+def choose_labeled(ids: list[str], cfg: LabeledConfig, key: str) -> LabeledSplit:
+    """Pick the labelled images of `ids` by `cfg.list_file`, else by `cfg.fraction` (seeded).
+    `key` is the recipe section (e.g. "cps.labeled"), named in errors."""
+    if cfg.list_file:
+        wanted = _read_list(Path(cfg.list_file), f"{key}.list_file")
+        position = {image_id: i for i, image_id in enumerate(ids)}
+        unknown = [image_id for image_id in wanted if image_id not in position]
+        if unknown:
+            raise PsaError(f"{key}.list_file {cfg.list_file}: id {unknown[0]!r} is not in the training split "
+                           f"({len(unknown)} unknown ids)")
+        chosen = {position[image_id] for image_id in wanted}
+    else:
+        count = round(cfg.fraction * len(ids))
+        if count < 1:
+            raise PsaError(f"recipe key '{key}.fraction'={cfg.fraction} labels no image of {len(ids)}")
+        chosen = set(random.Random(cfg.seed).sample(range(len(ids)), count))
+    labeled = sorted(chosen)
+    unlabeled = [i for i in range(len(ids)) if i not in chosen]
+    return LabeledSplit(labeled, unlabeled)
+
+
+def write_split(folder: Path, ids: list[str], split: LabeledSplit) -> None:
+    """labeled.txt and unlabeled.txt (one id a line) in `folder`, atomically."""
+    for name, indices in (("labeled.txt", split.labeled), ("unlabeled.txt", split.unlabeled)):
+        atomic_write_text(folder / name, "".join(f"{ids[i]}\n" for i in indices))
+
+
+def _read_list(path: Path, key: str) -> list[str]:
+    try:
+        lines = path.read_text(encoding="utf-8").splitlines()
+    except OSError as err:
+        raise PsaError(f"recipe key '{key}': cannot read {path}: {err.strerror or err}") from None
+    wanted = [line.strip() for line in lines if line.strip() and not line.lstrip().startswith("#")]
+    if not wanted:
+        raise PsaError(f"recipe key '{key}': {path} lists no image id")
+    if len(set(wanted)) != len(wanted):
+        raise PsaError(f"recipe key '{key}': {path} lists an id twice")
+    return wanted
