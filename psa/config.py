@@ -35,6 +35,7 @@ class RunConfig:
     mixed_precision: Optional[str] = None
     num_workers: int = 4
     min_free_mb: int = 500  # every tool refuses to start with less free disk under run.dir
+    channels_last: bool = False  # NHWC weights for training; opt-in, for tensor-core GPUs (bench/gpu_stages.py)
 
 
 @dataclass

@@ -155,3 +155,38 @@ def test_voc_resnet101_recipe_is_the_resnet50_one_with_a_deeper_backbone():
         shapes = [tuple(f.shape) for f in body(torch.zeros(1, 3, 48, 48))]
     assert shapes == [(1, 512, 6, 6), (1, 1024, 6, 6), (1, 2048, 6, 6)]
     assert sum(p.numel() for p in body.parameters()) > 40e6  # ResNet-101, not 50 (23.5M)
+
+
+# ------------------------------------------------------------------ GPU recipe keys
+
+
+@pytest.mark.slow
+def test_channels_last_trains_the_same_model_in_nhwc(tiny_recipe, tmp_path):
+    """run.channels_last is opt-in: same first-step loss (same network, another memory
+    layout), weights in NHWC during training, checkpoints and model.pt still load."""
+    import dataclasses
+
+    from psa.engine.checkpoints import load_weights
+    from psa.engine.trainer import train
+    from psa.tasks import task_builder
+
+    models = {}
+
+    def capturing(name):
+        def build(recipe):
+            spec = task_builder("cam")(recipe)
+            models[name] = spec.model
+            return spec
+        return build
+
+    results = {}
+    for name, flag in (("nchw", "false"), ("nhwc", "true")):
+        recipe = tiny_recipe(f"run.channels_last={flag}", "cam.train.max_steps=2", "model.freeze_bn=true",
+                             run_dir=tmp_path / name)
+        results[name] = train(dataclasses.replace(recipe, task="cam"), capturing(name))
+    weight = models["nhwc"].backbone.body.state_dict()["conv1.0.weight"]
+    assert weight.is_contiguous(memory_format=torch.channels_last) and not weight.is_contiguous()
+    assert models["nchw"].backbone.body.state_dict()["conv1.0.weight"].is_contiguous()
+    assert results["nhwc"].losses[0] == pytest.approx(results["nchw"].losses[0], rel=1e-4)
+    state, _ = load_weights(results["nhwc"].weights, "cam", "resnet10t")
+    assert state["classifier.weight"].shape == models["nchw"].classifier.weight.shape
