@@ -35,6 +35,7 @@ class RunConfig:
     mixed_precision: Optional[str] = None
     num_workers: int = 4
     min_free_mb: int = 500  # every tool refuses to start with less free disk under run.dir
+    channels_last: bool = False  # NHWC weights for training; opt-in, for tensor-core GPUs (bench/gpu_stages.py)
 
 
 @dataclass
@@ -118,6 +119,9 @@ class AffinityConfig:
     color_jitter: list = field(default_factory=lambda: [0.3, 0.3, 0.3, 0.1])
     radius: int = 5
     init: str = "imagenet"  # imagenet | cam (start the backbone from the CAM checkpoint)
+    # all: supervise every pair | reference: only the reference's (no pair anchored in the
+    # bottom / left / right radius-1 bands; README "Differences from the reference code")
+    pairs: str = "all"
 
 
 @dataclass
@@ -128,6 +132,7 @@ class RandomWalkConfig:
     radius: int = 5
     split: str = ""  # "" = data.train_split and data.eval_split
     crf: bool = False  # also write CRF-refined pseudo masks (pseudo_crf/), e.g. for seg.labels
+    pairs: str = "all"  # all | reference: the reference's transition matrix lacks the border-band pairs
 
 
 @dataclass
@@ -427,6 +432,8 @@ def validate(recipe: Recipe) -> None:
                "must be [brightness, contrast, saturation, hue]")
     _check(recipe.affinity.radius >= 2, "affinity.radius", f"must be >= 2, got {recipe.affinity.radius}")
     _check(recipe.affinity.init in ("imagenet", "cam"), "affinity.init", "must be imagenet or cam")
+    for key, value in (("affinity.pairs", recipe.affinity.pairs), ("random_walk.pairs", recipe.random_walk.pairs)):
+        _check(value in ("all", "reference"), key, f"must be all or reference, got {value!r}")
     rw = recipe.random_walk
     _check(rw.radius >= 2, "random_walk.radius", f"must be >= 2, got {rw.radius}")
     _check(rw.logt >= 0, "random_walk.logt", f"must be >= 0, got {rw.logt}")

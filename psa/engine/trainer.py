@@ -93,6 +93,10 @@ def train(recipe: Recipe, build_task: Callable[[Recipe], TaskSpec], reporter: Re
     if accelerator.num_processes > 1 and accelerator.device.type == "cuda":
         # trainable BN over small per-GPU batches: statistics of the global batch (GPU only)
         task.model = nn.SyncBatchNorm.convert_sync_batchnorm(task.model)
+    if recipe.run.channels_last:
+        # NHWC weights: cuDNN then picks its NHWC (tensor-core) kernels; measure it first with
+        # bench/gpu_stages.py --channels-last
+        task.model = task.model.to(memory_format=torch.channels_last)
     optimizer = build_optimizer(task.model, train_cfg.lr, train_cfg.momentum, train_cfg.weight_decay,
                                 train_cfg.optimizer)
     model, optimizer, loader = accelerator.prepare(task.model, optimizer, loader)

@@ -1,7 +1,8 @@
 """A timm feature extractor at output stride 8: the last three stages, all at stride 8.
 
 Weights come from (in this order) a local file (`model.weights`), the timm hub
-(`model.pretrained: true`), or nowhere (random init). Nothing is downloaded unless the
+(`model.pretrained: true`; `model.backbone: resnet50.tv_in1k` names which weights), or
+nowhere (random init). Nothing is downloaded unless the
 recipe asks for pretrained weights.
 """
 
@@ -36,8 +37,7 @@ def build_backbone(cfg: ModelConfig, load_weights: bool = True) -> Backbone:
     """`load_weights=False` skips ImageNet weights (a checkpoint will overwrite them anyway)."""
     import timm
 
-    if cfg.backbone not in timm.list_models():
-        raise PsaError(f"recipe key 'model.backbone': unknown timm model {cfg.backbone!r}")
+    check_backbone_name(cfg.backbone)
     kwargs = dict(features_only=True, output_stride=FEATURE_STRIDE, out_indices=OUT_INDICES)
     try:
         body = timm.create_model(cfg.backbone, pretrained=False, **kwargs)
@@ -55,6 +55,21 @@ def build_backbone(cfg: ModelConfig, load_weights: bool = True) -> Backbone:
     if cfg.freeze_stem:
         freeze_before_first_output(body)
     return Backbone(body, cfg.backbone)
+
+
+def check_backbone_name(name: str) -> None:
+    """A timm architecture ("resnet50"), optionally with a pretrained tag ("resnet50.tv_in1k")
+    that says which ImageNet weights `model.pretrained` fetches; without a tag timm picks its
+    default (for resnet50: a1_in1k, not the classic torchvision weights). Checked offline."""
+    import timm
+
+    arch, _, tag = name.partition(".")
+    if arch not in timm.list_models():
+        raise PsaError(f"recipe key 'model.backbone': unknown timm model {arch!r}")
+    if tag and name not in timm.list_models(pretrained=True):
+        tags = [m.partition(".")[2] for m in timm.list_models(pretrained=True) if m.partition(".")[0] == arch]
+        raise PsaError(f"recipe key 'model.backbone': timm has no weights {tag!r} for {arch} "
+                       f"(known: {', '.join(tags) or 'none'})")
 
 
 def freeze_before_first_output(body: nn.Module) -> None:

@@ -36,7 +36,7 @@ def walk_scores(model, image: np.ndarray, cams: np.ndarray, recipe: Recipe, devi
     height, width = x.shape[-2:]
     scores = F.pad(scores, (0, width - scores.shape[-1], 0, height - scores.shape[-2]))
     small = F.avg_pool2d(scores[None], FEATURE_STRIDE)[0]
-    return random_walk(small, affinity, beta=rw.beta, logt=rw.logt, radius=rw.radius)
+    return random_walk(small, affinity, beta=rw.beta, logt=rw.logt, radius=rw.radius, pairs=rw.pairs)
 
 
 def upsample_scores(scores: torch.Tensor, height: int, width: int) -> np.ndarray:

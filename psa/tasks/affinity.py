@@ -15,6 +15,7 @@ from ..data import build_source
 from ..data.base import check_files
 from ..data import transforms as T
 from ..engine.checkpoints import WEIGHTS_FILE, load_weights
+from ..engine.distributed import global_sum, world_size
 from ..engine.trainer import TaskSpec
 from ..errors import PsaError
 from ..models import AffinityNet, build_backbone
@@ -60,15 +61,20 @@ class AffinityTrainDataset(Dataset):
         tensor, label = T.random_crop(T.normalize(image), torch.from_numpy(np.ascontiguousarray(label)),
                                       self.cfg.crop_size, fill=self.fill)
         small = torch.as_tensor(T.downsample_label(label, FEATURE_STRIDE))
-        pairs = pair_labels(small, self.cfg.radius)
+        pairs = pair_labels(small, self.cfg.radius, self.cfg.pairs)
         return {"image": tensor, "label": small, **pairs}
 
 
 def affinity_loss_fn(radius: int):
     def loss_fn(model, batch: dict) -> tuple[torch.Tensor, dict]:
         aff = model(batch["image"], radius)
-        loss, parts = affinity_loss(aff.float(), {k: batch[k] for k in ("bg", "fg", "neg")})
-        return loss, parts
+        labels = {k: batch[k] for k in ("bg", "fg", "neg")}
+        # pair counts of the global batch, ×N against DDP's gradient mean (engine/distributed.py):
+        # N processes then optimise exactly the loss of one process on the same global batch
+        loss, parts = affinity_loss(aff.float(), labels, reduce_counts=global_sum)
+        scale = world_size()
+        parts = {k: v * scale if k.endswith("_loss") else v for k, v in parts.items()}
+        return loss * scale, parts
     return loss_fn
 
 

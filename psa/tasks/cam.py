@@ -40,6 +40,8 @@ class CamTrainDataset(Dataset):
 
 def cam_loss(model, batch: dict) -> tuple[torch.Tensor, dict]:
     logits = model(batch["image"])
+    # a mean over images: every process has the same number, so DDP's mean of the per-process
+    # gradients is already the gradient of the global batch's mean (no count to reduce)
     loss = F.multilabel_soft_margin_loss(logits, batch["target"])
     return loss, {}
 

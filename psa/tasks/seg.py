@@ -15,6 +15,7 @@ from ..constants import IGNORE_INDEX
 from ..data import build_source
 from ..data.base import check_files
 from ..data import transforms as T
+from ..engine.distributed import global_sum, world_size
 from ..engine.trainer import TaskSpec
 from ..errors import PsaError
 from ..models import SegNet, build_backbone
@@ -70,9 +71,24 @@ class SegTrainDataset(Dataset):
         return {"image": tensor, "mask": mask.long()}
 
 
+def masked_cross_entropy(logits: torch.Tensor, mask: torch.Tensor, reduce_count=None) -> torch.Tensor:
+    """Cross-entropy summed over the pixels whose mask is not IGNORE_INDEX, divided by their
+    number (at least 1, so an all-ignored batch gives 0, not NaN). `reduce_count` maps this
+    batch's count to that of the whole batch it is part of (e.g. a sum over processes)."""
+    logits = logits.to(torch.promote_types(logits.dtype, torch.float32))  # fp32 under AMP
+    total = F.cross_entropy(logits, mask, ignore_index=IGNORE_INDEX, reduction="sum")
+    count = (mask != IGNORE_INDEX).sum().to(total.dtype)
+    if reduce_count is not None:
+        count = reduce_count(count)
+    return total / count.clamp_min(1)
+
+
 def seg_loss(model, batch: dict) -> tuple[torch.Tensor, dict]:
     logits = model(batch["image"])
-    return F.cross_entropy(logits.float(), batch["mask"], ignore_index=IGNORE_INDEX), {}
+    # mean over the non-ignored pixels of the global batch, not of this process's share
+    # (their number differs between processes); ×N against DDP's gradient mean
+    loss = masked_cross_entropy(logits, batch["mask"], reduce_count=global_sum)
+    return loss * world_size(), {}
 
 
 def seg_preview(model: SegNet, batch: dict) -> dict:
