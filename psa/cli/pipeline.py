@@ -16,7 +16,7 @@ from .common import is_main_process, percent
 
 
 def run_pipeline(recipe: Recipe, reporter: Reporter, console: Console, until: str | None = None,
-                 ran: list | None = None) -> dict:
+                 ran: list | None = None, table: bool = True) -> dict:
     """Run the steps whose records do not match the recipe (`ran` collects their names)."""
     main = is_main_process()
     for planned in plan(recipe, until):
@@ -35,7 +35,8 @@ def run_pipeline(recipe: Recipe, reporter: Reporter, console: Console, until: st
             console.print(f"[green]✓ {step.name}[/] in {time.perf_counter() - started:.1f} s")
     summary = summary_rows(recipe)
     if main:
-        console.print(summary_table(summary, recipe))
+        if table:
+            console.print(summary_table(summary, recipe))
         atomic_write_json(recipe.stage_dir("pipeline") / "summary.json", summary)
     return summary
 
