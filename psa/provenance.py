@@ -166,7 +166,10 @@ def read_record(path: Path) -> Optional[dict]:
 
 
 def write_record(path: Path, record: dict, complete: bool, **extra: Any) -> None:
-    atomic_write_json(path, {**record, "complete": complete, **extra})
+    """Atomically; an identical record already there is left alone (a skipped stage writes nothing)."""
+    record = {**record, "complete": complete, **extra}
+    if Path(path).is_symlink() or read_record(path) != json.loads(_canonical(record)):
+        atomic_write_json(path, record)
 
 
 def difference(recorded: dict, expected: dict, ignore: Iterable[str] = ()) -> Optional[tuple[str, Any, Any]]:
