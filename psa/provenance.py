@@ -19,7 +19,7 @@ import dataclasses
 import hashlib
 import json
 import shutil
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from fnmatch import fnmatchcase
 from pathlib import Path
 from typing import Any, Callable, Iterable, Optional
@@ -300,13 +300,16 @@ def finish_stage(recipe: Recipe, step: str, expected: dict, spec: Optional[Stage
 # ----------------------------------------------------------------------------- training
 
 
-def check_training(recipe: Recipe, checkpoint: Optional[Path]) -> dict:
+def check_training(recipe: Recipe, checkpoint: Optional[Path]) -> Optional[dict]:
     """Before a training writes anything (every process): its recorded inputs must be the ones
     the recipe asks for, else stop with one line; trained weights are never silently
     replaced, nor resumed under other inputs (`<task>.train.resume=never` starts afresh on
-    purpose). Returns the expected record."""
+    purpose). Returns the expected record (None for a task no pipeline step declares)."""
     step = f"train_{recipe.task}"
-    spec = spec_of(step)
+    try:
+        spec = spec_of(step)
+    except KeyError:  # a task outside the pipeline's steps: trained without a record
+        return None
     prov = Provenance(recipe)
     check_upstream(recipe, step, prov, spec)
     expected = prov.expected(step)
@@ -325,6 +328,7 @@ def check_training(recipe: Recipe, checkpoint: Optional[Path]) -> dict:
     return expected
 
 
-def record_training(recipe: Recipe, expected: dict, complete: bool) -> None:
+def record_training(recipe: Recipe, expected: Optional[dict], complete: bool) -> None:
     """Main process: at the start of a training (complete=False) and next to the final weights."""
-    write_record(spec_of(f"train_{recipe.task}").record(recipe), expected, complete=complete)
+    if expected is not None:
+        write_record(spec_of(f"train_{recipe.task}").record(recipe), expected, complete=complete)
