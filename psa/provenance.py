@@ -233,8 +233,12 @@ def check_upstream(recipe: Recipe, step: str, prov: Optional[Provenance] = None,
         if recorded["fingerprint"] != expected["fingerprint"]:
             change = difference(recorded, expected)
             what = "was trained" if upstream_spec.training else "was made"
-            hint = (f"retrain it in a new run.dir (tools/sweep.py reuses every unchanged stage)"
-                    if upstream_spec.training else f"rerun {name} first")
+            if upstream_spec.training and difference(recorded, expected, ignore=RESUMABLE_KEYS) is None:
+                hint = f"continue its training first ({name}: tools/train.py resumes it)"
+            elif upstream_spec.training:
+                hint = "retrain it in a new run.dir (tools/sweep.py reuses every unchanged stage)"
+            else:
+                hint = f"rerun {name} first"
             raise PsaError(f"{_output_name(path, upstream_spec, recipe)} {what} with other inputs than {step} "
                            f"needs: {describe(change)}; {hint}")
 
