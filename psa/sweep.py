@@ -75,7 +75,7 @@ def parse_grid(items: list[str]) -> tuple[list[Axis], list[str]]:
     return axes, fixed
 
 
-def _label(axes: list[Axis]) -> dict[str, str]:
+def short_names(axes: list[Axis]) -> dict[str, str]:
     """Short names for folder names: the last part of each key, unless two axes share it."""
     short = {a.key: a.key.rsplit(".", 1)[-1] for a in axes}
     if len(set(short.values())) < len(short):
@@ -97,7 +97,7 @@ def plan_points(recipe_path: str, items: list[str], folder: str | None = None) -
     axes, fixed = parse_grid(items)
     base = load_recipe(recipe_path, fixed)
     where = Path(folder) if folder else default_folder(base, axes)
-    names = _label(axes)
+    names = short_names(axes)
     points = []
     for combo in itertools.product(*(a.values for a in axes)):
         values = dict(zip((a.key for a in axes), combo))

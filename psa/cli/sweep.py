@@ -15,7 +15,8 @@ from rich.table import Table
 from ..engine.report import Reporter
 from ..io import atomic_write_json, atomic_write_text, save_image
 from ..stages.pipeline import SUMMARY_ROWS, metrics_path, selected_steps
-from ..sweep import plan_points, share_finished_steps
+from ..provenance import remove_output
+from ..sweep import plan_points, share_finished_steps, short_names
 from ..viz import line_chart, side_by_side
 from .common import is_main_process, percent
 from .pipeline import run_pipeline
@@ -51,7 +52,7 @@ def run_sweep(recipe_path: str, items: list[str], reporter: Reporter, console: C
     if main:
         keys = [a.key for a in axes]
         columns = [c for c in COLUMNS if any(row.get(c[0]) is not None for row in rows)]
-        console.print(sweep_table(rows, keys, columns, where))
+        console.print(sweep_table(rows, keys, columns, where, short_names(axes)))
         atomic_write_json(where / "sweep.json", result)
         atomic_write_text(where / "sweep.csv", _csv(rows, keys, columns))
         if columns:
@@ -78,10 +79,10 @@ def _metrics(recipe) -> dict:
     return found
 
 
-def sweep_table(rows: list[dict], keys: list[str], columns, where: Path) -> Table:
+def sweep_table(rows: list[dict], keys: list[str], columns, where: Path, titles: dict | None = None) -> Table:
     table = Table(title=f"psa sweep — {where} (mIoU %)")
     for key in keys:
-        table.add_column(key, justify="right")
+        table.add_column((titles or {}).get(key, key), justify="right")
     for _, title, _, _ in columns:
         table.add_column(title, justify="right")
     table.add_column("trained", justify="left")
@@ -120,6 +121,7 @@ def sweep_plot(rows: list[dict], keys: list[str], column) -> "object":
 def _hparams(where: Path, rows: list[dict], keys: list[str], columns) -> None:
     from torch.utils.tensorboard import SummaryWriter
 
+    remove_output(where / "tb")  # the whole grid is written again: no duplicate runs after a rerun
     with SummaryWriter(log_dir=str(where / "tb")) as writer:
         for row in rows:
             params = {k: row[k] if isinstance(row[k], (int, float, str, bool)) else str(row[k]) for k in keys}
