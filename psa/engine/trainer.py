@@ -16,7 +16,7 @@ import torch
 from torch import nn
 from torch.utils.data import DataLoader, Dataset
 
-from .. import __version__
+from .. import __version__, provenance
 from ..config import Recipe, TrainConfig, dump_recipe
 from ..errors import PsaError
 from ..io import atomic_write_json, atomic_write_text, ensure_free_space, remove_stale_temp_files
@@ -108,6 +108,8 @@ def train(recipe: Recipe, build_task: Callable[[Recipe], TaskSpec], reporter: Re
     max_step = steps_per_epoch * train_cfg.epochs
     stop_step = min(max_step, train_cfg.max_steps) if train_cfg.max_steps else max_step
 
+    # weights or checkpoints of other inputs than the recipe asks for: refused, nothing written
+    record = provenance.check_training(recipe, latest_checkpoint(ckpt_dir) if train_cfg.resume == "auto" else None)
     step = _resume(recipe, train_cfg, accelerator, ckpt_dir)  # a checkpoint that does not fit: nothing written
     resumed_from = step
     if accelerator.is_main_process:
@@ -116,6 +118,7 @@ def train(recipe: Recipe, build_task: Callable[[Recipe], TaskSpec], reporter: Re
             **{s.name: {"global": s.global_batch, "per_process": s.per_process} for s in side_streams},
         })
         remove_incomplete(ckpt_dir)
+        provenance.record_training(recipe, record, complete=False)
     accelerator.wait_for_everyone()
     writer = _tensorboard(stage_dir) if accelerator.is_main_process else None
     stopper = _SignalFlag()
@@ -182,6 +185,7 @@ def train(recipe: Recipe, build_task: Callable[[Recipe], TaskSpec], reporter: Re
     if accelerator.is_main_process:
         save_weights(weights, accelerator.unwrap_model(model),
                      {"task": recipe.task, "backbone": recipe.model.backbone, "steps": step, **task.meta})
+        provenance.record_training(recipe, record, complete=True)
     accelerator.wait_for_everyone()
     return TrainResult(stage_dir, weights, step, losses[-1] if losses else float("nan"),
                        time.perf_counter() - started, accelerator.num_processes, resumed_from, losses)

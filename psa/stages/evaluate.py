@@ -26,6 +26,7 @@ from ..io import atomic_write_json, remove_stale_temp_files, save_image
 from ..metrics import confusion_matrix, segmentation_scores
 from ..ops.cam import cam_prediction
 from ..ops.crf import dense_crf
+from ..provenance import Provenance, StageSpec, check_upstream, remove_output, write_record
 from ..viz import colorize_label, iou_bar_chart, side_by_side
 from .common import items_for
 from .export_cams import CAMS_DIR, load_cam_file
@@ -35,6 +36,33 @@ SOURCE_OF_TASK = {"cam": "cam", "affinity": "rw", "seg": "seg"}
 STAGE_OF_SOURCE = {source: stage for stage, source in SOURCE_OF_TASK.items()}
 SOURCES = tuple(STAGE_OF_SOURCE)  # what tools/eval.py --source accepts
 SEG_PRED_DIR = "pred"  # under <run>/seg/, written by tools/predict.py
+
+
+def eval_name(source: str, crf: bool, pred_dir: str | None) -> str:
+    return (f"pred_{Path(pred_dir).name}" if pred_dir else source) + ("_crf" if crf else "")
+
+
+def eval_spec(source: str, crf: bool = False, pred_dir: str | None = None, split: str | None = None) -> StageSpec:
+    """What an evaluation's metrics depend on (psa/provenance.py); a key it reads belongs here.
+    Recorded in eval/<name>/provenance.json."""
+    name = eval_name(source, crf, pred_dir)
+    reads = ["eval.num_pictures", "run.mixed_precision"]
+    if source == "cam" and pred_dir is None:
+        reads += ["cam.bg_threshold"] + ([] if crf else ["eval.bg_sweep"])
+    if crf:
+        reads.append("crf")
+    if split is None:
+        reads.append("data.val_split" if source == "seg" and pred_dir is None else "data.eval_split")
+    upstream = () if pred_dir else {"cam": ("export_cams",), "rw": ("random_walk",), "seg": ("predict_seg",)}[source]
+
+    def folder(recipe: Recipe) -> Path:
+        return recipe.stage_dir(STAGE_OF_SOURCE.get(source, recipe.task)) / "eval" / name
+
+    def splits(recipe: Recipe) -> list[str]:
+        return [split or (recipe.data.val_split if source == "seg" and pred_dir is None else recipe.data.eval_split)]
+
+    return StageSpec(reads=tuple(reads), ignores=("run.seed",), record=lambda r: folder(r) / "provenance.json",
+                     outputs=lambda r: [folder(r)], splits=splits, upstream=lambda r: upstream)
 
 
 def sweep_thresholds(recipe: Recipe) -> list[float]:
@@ -52,8 +80,13 @@ def evaluate(recipe: Recipe, source: str | None = None, crf: bool = False, pred_
     if crf and (pred_dir is not None or source == "seg"):
         raise PsaError("--crf needs class scores: it works with the cam and rw sources "
                        "(for the segmentation network use tools/predict.py --crf)")
+    spec = eval_spec(source, crf, pred_dir, split)
+    step = f"eval_{eval_name(source, crf, pred_dir)}"
+    prov = Provenance(recipe)
+    check_upstream(recipe, step, prov, spec)  # predictions made for another recipe: refused, naming the key
+    expected = prov.expected(step, spec=spec, extra={"pred_dir": str(Path(pred_dir).resolve())} if pred_dir else None)
     split = split or (recipe.data.val_split if source == "seg" and pred_dir is None else recipe.data.eval_split)
-    name = (f"pred_{Path(pred_dir).name}" if pred_dir else source) + ("_crf" if crf else "")
+    name = eval_name(source, crf, pred_dir)
     stage = recipe.stage_dir(STAGE_OF_SOURCE.get(source, recipe.task))
     out_dir = stage / "eval" / name
 
@@ -96,7 +129,11 @@ def evaluate(recipe: Recipe, source: str | None = None, crf: bool = False, pred_
         metrics["best_bg_threshold"] = float(best)
         metrics["best_sweep_miou"] = table[best]
     if accelerator.is_main_process:
+        if out_dir.is_symlink():  # shared by a sweep with a run whose result this is not: ours now
+            out_dir.unlink()
+        remove_output(out_dir / "pictures")  # pictures of an earlier evaluation are not this one's
         _write_outputs(out_dir, stage, metrics, pictures, classes)
+        write_record(spec.record(recipe), expected, complete=True)
     accelerator.wait_for_everyone()
     return metrics
 

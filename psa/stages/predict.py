@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import time
 from pathlib import Path
 from typing import Sequence
@@ -19,9 +20,29 @@ from ..engine.report import Reporter
 from ..errors import PsaError
 from ..io import atomic_write_json, save_label_png
 from ..ops.crf import dense_crf
+from ..provenance import (
+    Provenance, StageSpec, begin_stage, check_upstream, describe, difference, finish_stage, matches, read_record,
+)
 from ..tasks.seg import build_seg_model
 from .common import items_for, load_trained, output_dirs
 from .evaluate import SEG_PRED_DIR
+
+
+def _record_of(folder: Path) -> Path:
+    return folder.parent / f"{folder.name}.provenance.json"
+
+
+# What the predictions in <run>/seg/pred depend on (psa/provenance.py); a key this stage reads
+# belongs here. `--crf`, `--out` and `--images` add to it (see `predict`).
+SPEC = StageSpec(
+    reads=("seg.scales", "seg.flip", "seg.split", "seg.head", "model.backbone", "model.freeze_bn",
+           "model.freeze_stem", "run.mixed_precision", "data.val_split"),
+    ignores=("run.seed",),
+    record=lambda r: _record_of(r.stage_dir("seg") / SEG_PRED_DIR),
+    outputs=lambda r: [r.stage_dir("seg") / SEG_PRED_DIR, r.stage_dir("seg") / f"{SEG_PRED_DIR}_done.json"],
+    splits=lambda r: [r.seg.split or r.data.val_split],
+    upstream=lambda r: ("train_seg",),
+)
 
 
 @torch.no_grad()
@@ -72,21 +93,44 @@ class _ImageList:
 def predict(recipe: Recipe, images: str | None = None, crf: bool = False, out_dir: str | None = None,
             reporter: Reporter | None = None) -> dict:
     reporter = reporter or Reporter()
+    prov = Provenance(recipe)
+    check_upstream(recipe, "predict_seg", prov)  # a segmentation network the recipe no longer describes: refused
     accelerator = make_accelerator(recipe)
     stage = recipe.stage_dir("seg")
     folder = Path(out_dir) if out_dir else stage / (SEG_PRED_DIR + ("_crf" if crf else ""))
     if images:
-        work = _ImageList(images).items()
+        image_list = _ImageList(images)
+        work = image_list.items()
     else:
         dataset_items = items_for(recipe, [recipe.seg.split or recipe.data.val_split])
         work = [(it.image_id, lambda it=it: it.source.load_image(it.index)) for it in dataset_items]
-    model = load_trained(recipe, "seg", lambda meta: build_seg_model(recipe, len(meta["classes"]), load_weights=False))
-    model.to(accelerator.device)
+    # this call's variant of the stage: its own record next to its folder, CRF keys if refined,
+    # the image list instead of a data split
+    spec = dataclasses.replace(
+        SPEC, reads=SPEC.reads + (("crf",) if crf else ()), record=lambda r: _record_of(folder),
+        outputs=lambda r: [folder, folder.parent / f"{folder.name}_done.json"],
+        splits=(lambda r: []) if images else SPEC.splits)
+    extra = {"images": [str(p.resolve()) for p in image_list.paths]} if images else None
+    expected = prov.expected("predict_seg", spec=spec, extra=extra)
+    current = matches(spec.record(recipe), expected, complete=False)
+    recorded = read_record(spec.record(recipe))
+    if out_dir is not None and not current and recorded is not None:  # every process, before any write
+        raise PsaError(f"--out {folder} holds predictions made with other inputs "
+                       f"({describe(difference(recorded, expected))}); choose another folder or empty it")
+    mine = shard(work, accelerator)
+    model = None  # loaded (and checked) only when there is something to compute
+    if not current or not all((folder / f"{image_id}.png").is_file() for image_id, _ in mine):
+        classes = None if images else dataset_items[0].source.classes
+        model = load_trained(recipe, "seg", lambda meta: build_seg_model(recipe, len(meta["classes"]),
+                                                                         load_weights=False), classes=classes)
+        model.to(accelerator.device)
     if accelerator.is_main_process:
         output_dirs(recipe, folder)
+        # stale predictions in psa's own folders are removed and recomputed; a folder named
+        # with --out is not ours to empty, so there they are refused
+        begin_stage(recipe, "predict_seg", prov, spec=spec, extra=extra, remove_stale=out_dir is None)
     accelerator.wait_for_everyone()
 
-    mine = shard(work, accelerator)
     started, done = time.perf_counter(), 0
     reporter.start("predict", total=len(mine))
     for position, (image_id, load) in enumerate(mine, 1):
@@ -107,5 +151,6 @@ def predict(recipe: Recipe, images: str | None = None, crf: bool = False, out_di
                "seconds": round(time.perf_counter() - started, 2)}
     if accelerator.is_main_process:
         atomic_write_json(folder.parent / f"{folder.name}_done.json", summary)
+        finish_stage(recipe, "predict_seg", expected, spec=spec)
     return summary
 

@@ -18,12 +18,24 @@ from ..io import atomic_write_json, save_label_png, save_npz
 from ..ops.cam import background_score
 from ..ops.crf import dense_crf
 from ..ops.random_walk import random_walk
+from ..provenance import Provenance, StageSpec, begin_stage, check_upstream, finish_stage, matches
 from ..tasks.affinity import build_affinity_model
 from .common import default_splits, items_for, load_trained, output_dirs
 from .export_cams import CAMS_DIR, load_cam_file
 
 PSEUDO_DIR, PSEUDO_CRF_DIR, SCORES_DIR = "pseudo", "pseudo_crf", "rw_scores"
 DONE_FILE = "random_walk_done.json"
+
+# What the pseudo masks depend on (psa/provenance.py); a key this stage reads belongs here.
+SPEC = StageSpec(
+    reads=("random_walk", "crf", "model.backbone", "model.freeze_bn", "model.freeze_stem", "affinity.init",
+           "affinity.radius", "run.mixed_precision", "data.train_split", "data.eval_split"),
+    ignores=("run.seed",),
+    record=lambda r: r.stage_dir("affinity") / "random_walk.provenance.json",
+    outputs=lambda r: [r.stage_dir("affinity") / name for name in (PSEUDO_DIR, PSEUDO_CRF_DIR, SCORES_DIR, DONE_FILE)],
+    splits=lambda r: default_splits(r, r.random_walk.split),
+    upstream=lambda r: ("train_affinity", "export_cams"),
+)
 
 
 def walk_scores(model, image: np.ndarray, cams: np.ndarray, recipe: Recipe, device) -> torch.Tensor:
@@ -48,6 +60,8 @@ def upsample_scores(scores: torch.Tensor, height: int, width: int) -> np.ndarray
 
 def run_random_walk(recipe: Recipe, reporter: Reporter | None = None) -> dict:
     reporter = reporter or Reporter()
+    prov = Provenance(recipe)
+    check_upstream(recipe, "random_walk", prov)  # stale CAMs or AffinityNet: refused, naming the key
     accelerator = make_accelerator(recipe)
     stage = recipe.stage_dir("affinity")
     cam_dir = recipe.stage_dir("cam") / CAMS_DIR
@@ -55,18 +69,29 @@ def run_random_walk(recipe: Recipe, reporter: Reporter | None = None) -> dict:
     if recipe.random_walk.crf:
         folders[PSEUDO_CRF_DIR] = stage / PSEUDO_CRF_DIR
     items = items_for(recipe, default_splits(recipe, recipe.random_walk.split))
-    model = load_trained(recipe, "affinity", lambda meta: build_affinity_model(recipe, load_weights_=False))
-    model.to(accelerator.device)
+    current = matches(SPEC.record(recipe), prov.expected("random_walk"), complete=False)
+    mine = shard(items, accelerator)
+
+    def outputs_of(item) -> dict:
+        return {name: folder / f"{item.image_id}.{'npz' if name == SCORES_DIR else 'png'}"
+                for name, folder in folders.items()}
+
+    model = None  # loaded (and checked) only when there is something to compute
+    if not current or not all(p.is_file() for item in mine for p in outputs_of(item).values()):
+        model = load_trained(recipe, "affinity", lambda meta: build_affinity_model(recipe, load_weights_=False),
+                             classes=items[0].source.classes)
+        model.to(accelerator.device)
     if accelerator.is_main_process:
         output_dirs(recipe, *folders.values())
+        expected, reason = begin_stage(recipe, "random_walk", prov)  # stale outputs removed: recomputed
+        if reason:
+            reporter.log(reason)
     accelerator.wait_for_everyone()
 
-    mine = shard(items, accelerator)
     started, done = time.perf_counter(), 0
     reporter.start("random walk", total=len(mine))
     for position, item in enumerate(mine, 1):
-        paths = {name: folder / f"{item.image_id}.{'npz' if name == SCORES_DIR else 'png'}"
-                 for name, folder in folders.items()}
+        paths = outputs_of(item)
         if not all(p.is_file() for p in paths.values()):
             cam_path = cam_dir / f"{item.image_id}.npz"
             if not cam_path.is_file():
@@ -90,6 +115,7 @@ def run_random_walk(recipe: Recipe, reporter: Reporter | None = None) -> dict:
                "processes": accelerator.num_processes}
     if accelerator.is_main_process:
         atomic_write_json(stage / DONE_FILE, summary)
+        finish_stage(recipe, "random_walk", expected)
     return summary
 
 

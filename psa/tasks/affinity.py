@@ -19,11 +19,23 @@ from ..engine.distributed import global_sum, world_size
 from ..engine.trainer import TaskSpec
 from ..errors import PsaError
 from ..models import AffinityNet, build_backbone
+from ..provenance import StageSpec
 from ..ops import affinity_loss, pair_labels
 from ..viz import colorize_label, side_by_side
 from .common import denormalize
 
 LABELS_DIR = "labels"  # confident labels written by the CAM export, under <run>/cam/
+
+# What the trained AffinityNet depends on (psa/provenance.py): the confident labels of the CAM
+# export, and the CAM classifier's weights when it starts from them.
+SPEC = StageSpec(
+    reads=("model", "affinity", "run.seed", "run.mixed_precision", "data.train_split"),
+    record=lambda r: r.stage_dir("affinity") / "train.provenance.json",
+    outputs=lambda r: [r.stage_dir("affinity") / WEIGHTS_FILE],
+    splits=lambda r: [r.data.train_split],
+    upstream=lambda r: ("export_cams", "train_cam") if r.affinity.init == "cam" else ("export_cams",),
+    training=True,
+)
 
 
 def confident_label_path(recipe: Recipe, image_id: str) -> Path:

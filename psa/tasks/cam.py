@@ -10,10 +10,24 @@ from ..config import CamConfig, Recipe
 from ..data import build_source
 from ..data.base import check_files
 from ..data import transforms as T
+from ..engine.checkpoints import WEIGHTS_FILE
 from ..engine.trainer import TaskSpec
 from ..models import CamNet, build_backbone
+from ..provenance import StageSpec
 from ..viz import overlay_cam
 from .common import denormalize
+
+
+# What the trained classifier depends on (psa/provenance.py): a new key read while training
+# belongs here (or in `ignores` if it cannot change the weights).
+SPEC = StageSpec(
+    reads=("model", "cam.train", "cam.crop_size", "cam.resize_long", "cam.color_jitter", "run.seed",
+           "run.mixed_precision", "data.train_split"),
+    record=lambda r: r.stage_dir("cam") / "train.provenance.json",
+    outputs=lambda r: [r.stage_dir("cam") / WEIGHTS_FILE],
+    splits=lambda r: [r.data.train_split],
+    training=True,
+)
 
 
 class CamTrainDataset(Dataset):

@@ -18,11 +18,25 @@ from ..data import transforms as T
 from ..engine.distributed import global_sum, world_size
 from ..engine.trainer import TaskSpec
 from ..errors import PsaError
+from ..engine.checkpoints import WEIGHTS_FILE
 from ..models import SegNet, build_backbone
+from ..provenance import StageSpec
 from ..viz import colorize_label, side_by_side
 from .common import denormalize
 
 PSEUDO_DIRS = {"pseudo": "pseudo", "pseudo_crf": "pseudo_crf"}  # under <run>/affinity/
+
+# What the trained segmentation network depends on (psa/provenance.py): the random walk's
+# pseudo masks, unless it learns from the ground truth.
+SPEC = StageSpec(
+    reads=("model", "seg.train", "seg.labels", "seg.crop_size", "seg.resize_range", "seg.color_jitter", "seg.head",
+           "run.seed", "run.mixed_precision", "data.train_split"),
+    record=lambda r: r.stage_dir("seg") / "train.provenance.json",
+    outputs=lambda r: [r.stage_dir("seg") / WEIGHTS_FILE],
+    splits=lambda r: [r.data.train_split],
+    upstream=lambda r: () if r.seg.labels == "gt" else ("random_walk",),
+    training=True,
+)
 
 
 def mask_folder(recipe: Recipe) -> Path | None:
