@@ -31,10 +31,23 @@ from .common import items_for
 from .export_cams import CAMS_DIR, load_cam_file
 from .random_walk import PSEUDO_DIR, SCORES_DIR, to_probabilities, upsample_scores
 
-SOURCE_OF_TASK = {"cam": "cam", "affinity": "rw", "seg": "seg"}
+SOURCE_OF_TASK = {"cam": "cam", "affinity": "rw", "seg": "seg", "cps": "cps"}
 STAGE_OF_SOURCE = {source: stage for stage, source in SOURCE_OF_TASK.items()}
 SOURCES = tuple(STAGE_OF_SOURCE)  # what tools/eval.py --source accepts
+NETWORK_SOURCES = ("seg", "cps")  # label maps written by tools/predict.py
 SEG_PRED_DIR = "pred"  # under <run>/seg/, written by tools/predict.py
+
+
+def network_pred_dir(recipe: Recipe, source: str) -> Path:
+    """Where tools/predict.py writes a network's label maps: <run>/seg/pred, or for the CPS
+    pair <run>/cps/pred_mean | pred_first (cps.predict_with), so the two never mix."""
+    if source == "cps":
+        return recipe.stage_dir("cps") / f"{SEG_PRED_DIR}_{recipe.cps.predict_with}"
+    return recipe.stage_dir("seg") / SEG_PRED_DIR
+
+
+def _source_name(recipe: Recipe, source: str) -> str:
+    return f"cps_{recipe.cps.predict_with}" if source == "cps" else source
 
 
 def sweep_thresholds(recipe: Recipe) -> list[float]:
@@ -49,11 +62,12 @@ def evaluate(recipe: Recipe, source: str | None = None, crf: bool = False, pred_
     source = source or SOURCE_OF_TASK[recipe.task]
     if pred_dir is None and source not in SOURCES:
         raise PsaError(f"unknown prediction source {source!r}; choose one of {', '.join(SOURCES)} or --pred DIR")
-    if crf and (pred_dir is not None or source == "seg"):
+    if crf and (pred_dir is not None or source in NETWORK_SOURCES):
         raise PsaError("--crf needs class scores: it works with the cam and rw sources "
-                       "(for the segmentation network use tools/predict.py --crf)")
-    split = split or (recipe.data.val_split if source == "seg" and pred_dir is None else recipe.data.eval_split)
-    name = (f"pred_{Path(pred_dir).name}" if pred_dir else source) + ("_crf" if crf else "")
+                       "(for the segmentation networks use tools/predict.py --crf)")
+    split = split or (recipe.data.val_split if source in NETWORK_SOURCES and pred_dir is None
+                      else recipe.data.eval_split)
+    name = (f"pred_{Path(pred_dir).name}" if pred_dir else _source_name(recipe, source)) + ("_crf" if crf else "")
     stage = recipe.stage_dir(STAGE_OF_SOURCE.get(source, recipe.task))
     out_dir = stage / "eval" / name
 
@@ -121,9 +135,11 @@ class _Predictor:
             self.folder = {
                 "cam": recipe.stage_dir("cam") / CAMS_DIR,
                 "rw": recipe.stage_dir("affinity") / (SCORES_DIR if crf else PSEUDO_DIR),
-                "seg": recipe.stage_dir("seg") / SEG_PRED_DIR,
+                "seg": network_pred_dir(recipe, "seg"),
+                "cps": network_pred_dir(recipe, "cps"),
             }[source]
-        self.kind = "png" if pred_dir is not None or source == "seg" or (source == "rw" and not crf) else source
+        self.kind = ("png" if pred_dir is not None or source in NETWORK_SOURCES or (source == "rw" and not crf)
+                     else source)
 
     def _path(self, image_id: str) -> Path:
         path = self.folder / f"{image_id}.{'png' if self.kind == 'png' else 'npz'}"

@@ -1,4 +1,5 @@
-"""Segment images with the trained segmentation network: multi-scale + flip, optional CRF."""
+"""Segment images with the trained segmentation network (or the CPS pair when the recipe's task
+is cps): multi-scale + flip, optional CRF."""
 
 from __future__ import annotations
 
@@ -19,9 +20,11 @@ from ..engine.report import Reporter
 from ..errors import PsaError
 from ..io import atomic_write_json, save_label_png
 from ..ops.crf import dense_crf
+from ..models import CpsPredictor
+from ..tasks.cps import build_cps_pair
 from ..tasks.seg import build_seg_model
 from .common import items_for, load_trained, output_dirs
-from .evaluate import SEG_PRED_DIR
+from .evaluate import network_pred_dir
 
 
 @torch.no_grad()
@@ -69,18 +72,30 @@ class _ImageList:
         return [(p.stem, lambda p=p: read_rgb(p)) for p in self.paths]
 
 
+def _load_network(recipe: Recipe, source: str) -> torch.nn.Module:
+    """The trained seg network, or the CPS pair predicting with the mean of both networks'
+    softmax (cps.predict_with: mean) or with the first network alone (first)."""
+    if source == "seg":
+        return load_trained(recipe, "seg", lambda meta: build_seg_model(recipe, len(meta["classes"]),
+                                                                         load_weights=False))
+    pair = load_trained(recipe, "cps", lambda meta: build_cps_pair(recipe, len(meta["classes"]), load_weights=False))
+    return CpsPredictor(pair, recipe.cps.predict_with).eval()
+
+
 def predict(recipe: Recipe, images: str | None = None, crf: bool = False, out_dir: str | None = None,
             reporter: Reporter | None = None) -> dict:
     reporter = reporter or Reporter()
     accelerator = make_accelerator(recipe)
-    stage = recipe.stage_dir("seg")
-    folder = Path(out_dir) if out_dir else stage / (SEG_PRED_DIR + ("_crf" if crf else ""))
+    source = "cps" if recipe.task == "cps" else "seg"  # which network: the recipe's task says
+    cfg = getattr(recipe, source)
+    default = network_pred_dir(recipe, source)
+    folder = Path(out_dir) if out_dir else default.with_name(default.name + ("_crf" if crf else ""))
     if images:
         work = _ImageList(images).items()
     else:
-        dataset_items = items_for(recipe, [recipe.seg.split or recipe.data.val_split])
+        dataset_items = items_for(recipe, [cfg.split or recipe.data.val_split])
         work = [(it.image_id, lambda it=it: it.source.load_image(it.index)) for it in dataset_items]
-    model = load_trained(recipe, "seg", lambda meta: build_seg_model(recipe, len(meta["classes"]), load_weights=False))
+    model = _load_network(recipe, source)
     model.to(accelerator.device)
     if accelerator.is_main_process:
         output_dirs(recipe, folder)
@@ -94,7 +109,7 @@ def predict(recipe: Recipe, images: str | None = None, crf: bool = False, out_di
         if not path.is_file():
             image = load()
             with accelerator.autocast():
-                probs = multiscale_probabilities(model, image, recipe.seg.scales, recipe.seg.flip,
+                probs = multiscale_probabilities(model, image, cfg.scales, cfg.flip,
                                                  accelerator.device).cpu().numpy()
             if crf:
                 probs = dense_crf(image, probs, recipe.crf)
