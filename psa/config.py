@@ -167,6 +167,9 @@ class CpsConfig(SegConfig):
     labeled: LabeledConfig = field(default_factory=lambda: LabeledConfig(fraction=0.125))
     labels: str = "gt"  # of the labelled images: gt | pseudo | pseudo_crf (as seg.labels)
     weight: float = 1.5  # λ of the cross pseudo supervision loss (paper: 1.5 on VOC); 0 = supervised only
+    # λ grows linearly from 0 over this many steps (paper: 0, its networks start from ImageNet;
+    # from scratch the early pseudo labels are noise the two networks would agree on)
+    warmup_steps: int = 0
     cutmix: bool = False  # mix unlabelled image pairs with one box each (the paper's BoxMaskGenerator)
     cutmix_area: float = 0.25  # the box's share of the crop
     predict_with: str = "mean"  # mean (of both networks' softmax) | first (network)
@@ -415,6 +418,7 @@ def _check_cps(cps: CpsConfig) -> None:
     _check(cps.labeled_batch_size >= 1, "cps.labeled_batch_size", "must be >= 1")
     _check_labeled(cps.labeled, "cps.labeled")
     _check(cps.weight >= 0, "cps.weight", f"must be >= 0, got {cps.weight}")
+    _check(cps.warmup_steps >= 0, "cps.warmup_steps", f"must be >= 0, got {cps.warmup_steps}")
     _check(0 < cps.cutmix_area < 1, "cps.cutmix_area", f"must be in (0, 1), got {cps.cutmix_area}")
     _check(cps.predict_with in ("mean", "first"), "cps.predict_with", f"must be mean or first, got {cps.predict_with!r}")
 

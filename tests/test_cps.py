@@ -316,3 +316,18 @@ def test_all_images_labelled_or_a_labelled_batch_too_large_is_refused(tmp_path):
     with pytest.raises(PsaError, match="'cps.labeled_batch_size': 4 labeled images"):
         train(recipe, task_builder("cps"))
     assert not (tmp_path / "big" / "cps").exists()
+
+
+def test_the_warm_up_ramps_lambda_linearly_by_the_pairs_step_counter():
+    from psa.models import CpsPair
+    from psa.tasks.cps import warmed_up_weight
+
+    assert [warmed_up_weight(1.5, step, 4) for step in range(6)] == [0.0, 0.375, 0.75, 1.125, 1.5, 1.5]
+    assert warmed_up_weight(1.5, 0, 0) == 1.5
+    tiny = PixelPair()
+    pair = CpsPair(tiny.first, tiny.second)
+    batch = _batch()
+    weights = [cps_loss(pair, batch, weight=2.0, warmup_steps=2)[1].get("cps_weight") for _ in range(3)]
+    assert weights[0] is None  # λ = 0 at step 0: supervised only
+    assert [float(w) for w in weights[1:]] == [1.0, 2.0]
+    assert int(pair.steps_seen) == 3 and "steps_seen" in pair.state_dict()  # checkpointed with the weights

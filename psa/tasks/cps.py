@@ -95,8 +95,13 @@ def paste_from_partner(tensor: torch.Tensor, boxes: torch.Tensor) -> torch.Tenso
     return torch.where(inside, partner, tensor)
 
 
+def warmed_up_weight(weight: float, step: int, warmup_steps: int) -> float:
+    """λ ramped linearly from 0 over the first `warmup_steps` steps (0: full λ from the start)."""
+    return weight if warmup_steps <= 0 else weight * min(1.0, step / warmup_steps)
+
+
 def cps_loss(model, batch: dict, weight: float, cutmix_area: float | None = None,
-             boxes: torch.Tensor | None = None) -> tuple[torch.Tensor, dict]:
+             boxes: torch.Tensor | None = None, warmup_steps: int = 0) -> tuple[torch.Tensor, dict]:
     """The CPS objective on one step: `batch` holds the unlabelled images (image, valid) and
     `batch["labeled"]` the labelled ones (image, mask). `model` is the (wrapped) pair; it is
     called once with gradients (labelled and unlabelled images in one batch, so DDP sees one
@@ -105,6 +110,10 @@ def cps_loss(model, batch: dict, weight: float, cutmix_area: float | None = None
     state the checkpoints keep."""
     labeled = batch["labeled"]
     count = labeled["image"].shape[0]
+    if warmup_steps:
+        pair = getattr(model, "module", model)  # the DDP-wrapped pair holds the counter
+        weight = warmed_up_weight(weight, int(pair.steps_seen), warmup_steps)
+        pair.steps_seen += 1
     if weight == 0:  # supervised only: the unlabelled images are not even looked at
         first, second = model(labeled["image"])
         sup = (cross_entropy(first, labeled["mask"]), cross_entropy(second, labeled["mask"]))
@@ -129,7 +138,8 @@ def cps_loss(model, batch: dict, weight: float, cutmix_area: float | None = None
     # each network learns from the other's prediction
     cross = cross_entropy(first[count:], targets[1]) + cross_entropy(second[count:], targets[0])
     loss = sup[0] + sup[1] + weight * cross
-    return loss, {"sup_first": sup[0].detach(), "sup_second": sup[1].detach(), "cps": cross.detach()}
+    return loss, {"sup_first": sup[0].detach(), "sup_second": sup[1].detach(), "cps": cross.detach(),
+                  "cps_weight": torch.tensor(weight)}
 
 
 # ----------------------------------------------------------------------------- task
@@ -170,7 +180,8 @@ def build_cps_task(recipe: Recipe) -> TaskSpec:
         dataset=UnlabeledDataset(unlabeled, recipe),
         side={"labeled": SideData(SegTrainDataset(labeled, recipe, section="cps"), cfg.labeled_batch_size,
                                   "cps.labeled_batch_size")},
-        loss_fn=partial(cps_loss, weight=cfg.weight, cutmix_area=cfg.cutmix_area if cfg.cutmix else None),
+        loss_fn=partial(cps_loss, weight=cfg.weight, cutmix_area=cfg.cutmix_area if cfg.cutmix else None,
+                        warmup_steps=cfg.warmup_steps),
         meta={"classes": list(source.classes), "head": cfg.head, "networks": 2},
         preview_fn=cps_preview,
         write_files=lambda folder: write_split(Path(folder), source.ids, split),
