@@ -23,7 +23,7 @@ import yaml
 
 from .errors import PsaError
 
-TASKS = ("cam", "affinity", "seg")
+TASKS = ("cam", "affinity", "seg", "cps")
 
 
 @dataclass
@@ -159,6 +159,28 @@ class SegConfig:
 
 
 @dataclass
+class CpsConfig(SegConfig):
+    """Cross Pseudo Supervision (Chen et al., CVPR 2021): two segmentation networks, each
+    learning from the labelled images and from the other's one-hot prediction on the
+    unlabelled ones. Head, crop, augmentation and inference keys as in `seg`; one epoch is
+    one pass over the unlabelled images, each batch of them drawn with a labelled batch."""
+
+    # the paper's VOC code (TorchSemiSeg): SGD 0.005, poly 0.9, wd 1e-4, 34 epochs, 16 + 16 images
+    train: TrainConfig = field(default_factory=lambda: TrainConfig(epochs=34, batch_size=16, lr=0.005,
+                                                                   weight_decay=1e-4))
+    labeled_batch_size: int = 16  # global, drawn with each unlabelled batch (train.batch_size)
+    labeled: LabeledConfig = field(default_factory=lambda: LabeledConfig(fraction=0.125))
+    labels: str = "gt"  # of the labelled images: gt | pseudo | pseudo_crf (as seg.labels)
+    weight: float = 1.5  # λ of the cross pseudo supervision loss (paper: 1.5 on VOC); 0 = supervised only
+    # λ grows linearly from 0 over this many steps (paper: 0, its networks start from ImageNet;
+    # from scratch the early pseudo labels are noise the two networks would agree on)
+    warmup_steps: int = 0
+    cutmix: bool = False  # mix unlabelled image pairs with one box each (the paper's BoxMaskGenerator)
+    cutmix_area: float = 0.25  # the box's share of the crop
+    predict_with: str = "mean"  # mean (of both networks' softmax) | first (network)
+
+
+@dataclass
 class EvalConfig:
     bg_sweep: list = field(default_factory=lambda: [0.05, 0.5, 0.05])  # start, stop, step
     num_pictures: int = 8
@@ -187,6 +209,7 @@ class Recipe:
     random_walk: RandomWalkConfig = field(default_factory=RandomWalkConfig)
     crf: CrfConfig = field(default_factory=CrfConfig)
     seg: SegConfig = field(default_factory=SegConfig)
+    cps: CpsConfig = field(default_factory=CpsConfig)
     eval: EvalConfig = field(default_factory=EvalConfig)
     pipeline: PipelineConfig = field(default_factory=PipelineConfig)
 
@@ -396,6 +419,15 @@ def _check_labeled(labeled: LabeledConfig, prefix: str) -> None:
     _check(0 < labeled.fraction <= 1, f"{prefix}.fraction", f"must be in (0, 1], got {labeled.fraction}")
 
 
+def _check_cps(cps: CpsConfig) -> None:
+    _check(cps.labeled_batch_size >= 1, "cps.labeled_batch_size", "must be >= 1")
+    _check_labeled(cps.labeled, "cps.labeled")
+    _check(cps.weight >= 0, "cps.weight", f"must be >= 0, got {cps.weight}")
+    _check(cps.warmup_steps >= 0, "cps.warmup_steps", f"must be >= 0, got {cps.warmup_steps}")
+    _check(0 < cps.cutmix_area < 1, "cps.cutmix_area", f"must be in (0, 1), got {cps.cutmix_area}")
+    _check(cps.predict_with in ("mean", "first"), "cps.predict_with", f"must be mean or first, got {cps.predict_with!r}")
+
+
 def _check_crop(size: int, key: str) -> None:
     _check(size >= 16 and size % 8 == 0, key, f"must be a multiple of 8 (>= 16), got {size}")
 
@@ -418,7 +450,7 @@ def validate(recipe: Recipe) -> None:
     _check(syn.max_objects >= 1, "data.synthetic.max_objects", "must be >= 1")
     if recipe.data.classes is not None:
         _check(len(recipe.data.classes) >= 2, "data.classes", "needs background plus at least one class")
-    for stage in ("cam", "affinity", "seg"):
+    for stage in ("cam", "affinity", "seg", "cps"):
         _check_train(getattr(recipe, stage).train, f"{stage}.train")
         _check_crop(getattr(recipe, stage).crop_size, f"{stage}.crop_size")
     cam = recipe.cam
@@ -427,7 +459,7 @@ def validate(recipe: Recipe) -> None:
     _check(len(cam.scales) >= 1 and all(s > 0 for s in cam.scales), "cam.scales", "must be positive numbers")
     _check(cam.low_alpha > 0 and cam.high_alpha > 0, "cam.low_alpha", "and cam.high_alpha must be > 0")
     _check(0 <= cam.bg_threshold <= 1, "cam.bg_threshold", "must be in [0, 1]")
-    for stage in ("cam", "affinity", "seg"):
+    for stage in ("cam", "affinity", "seg", "cps"):
         _check(len(getattr(recipe, stage).color_jitter) == 4, f"{stage}.color_jitter",
                "must be [brightness, contrast, saturation, hue]")
     _check(recipe.affinity.radius >= 2, "affinity.radius", f"must be >= 2, got {recipe.affinity.radius}")
@@ -440,12 +472,14 @@ def validate(recipe: Recipe) -> None:
     _check(rw.beta > 0, "random_walk.beta", "must be > 0")
     _check(rw.alpha > 0, "random_walk.alpha", "must be > 0")
     _check(recipe.crf.iterations >= 1, "crf.iterations", "must be >= 1")
-    seg = recipe.seg
-    _check(seg.head in ("aspp", "deeplabv3"), "seg.head", "must be aspp or deeplabv3")
-    _check(seg.labels in ("pseudo", "pseudo_crf", "gt"), "seg.labels", "must be pseudo, pseudo_crf or gt")
-    _check(len(seg.resize_range) == 2 and 0 < seg.resize_range[0] <= seg.resize_range[1],
-           "seg.resize_range", "must be [min, max] with 0 < min <= max")
-    _check(len(seg.scales) >= 1 and all(s > 0 for s in seg.scales), "seg.scales", "must be positive numbers")
+    for name in ("seg", "cps"):
+        seg = getattr(recipe, name)
+        _check(seg.head in ("aspp", "deeplabv3"), f"{name}.head", "must be aspp or deeplabv3")
+        _check(seg.labels in ("pseudo", "pseudo_crf", "gt"), f"{name}.labels", "must be pseudo, pseudo_crf or gt")
+        _check(len(seg.resize_range) == 2 and 0 < seg.resize_range[0] <= seg.resize_range[1],
+               f"{name}.resize_range", "must be [min, max] with 0 < min <= max")
+        _check(len(seg.scales) >= 1 and all(s > 0 for s in seg.scales), f"{name}.scales", "must be positive numbers")
+    _check_cps(recipe.cps)
     sweep = recipe.eval.bg_sweep
     _check(len(sweep) == 3 and 0 <= sweep[0] <= sweep[1] <= 1 and sweep[2] > 0, "eval.bg_sweep",
            "must be [start, stop, step] within [0, 1]")

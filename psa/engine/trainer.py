@@ -47,6 +47,9 @@ class TaskSpec:
     # further streams drawn once per batch of `dataset` (which alone defines the epochs);
     # the loss sees each as batch[name], e.g. {"unlabeled": SideData(...)}
     side: dict[str, SideData] = field(default_factory=dict)
+    # writes the task's own files into the stage folder (main process, once the folder is
+    # ready), e.g. which images were labelled
+    write_files: Callable[[Path], None] | None = None
 
 
 class StopRequested(Exception):
@@ -119,6 +122,8 @@ def train(recipe: Recipe, build_task: Callable[[Recipe], TaskSpec], reporter: Re
         })
         remove_incomplete(ckpt_dir)
         provenance.record_training(recipe, record, complete=False)
+        if task.write_files is not None:
+            task.write_files(stage_dir)
     accelerator.wait_for_everyone()
     writer = _tensorboard(stage_dir) if accelerator.is_main_process else None
     stopper = _SignalFlag()

@@ -10,7 +10,7 @@ import torch.nn.functional as F
 from PIL import Image
 from torch.utils.data import Dataset
 
-from ..config import Recipe
+from ..config import Recipe, SegConfig
 from ..constants import IGNORE_INDEX
 from ..data import build_source
 from ..data.base import check_files
@@ -39,20 +39,30 @@ SPEC = StageSpec(
 )
 
 
-def mask_folder(recipe: Recipe) -> Path | None:
+def mask_folder(recipe: Recipe, labels: str | None = None) -> Path | None:
     """Where the training masks come from (None = the dataset's ground truth)."""
-    if recipe.seg.labels == "gt":
+    labels = labels or recipe.seg.labels
+    if labels == "gt":
         return None
-    return recipe.stage_dir("affinity") / PSEUDO_DIRS[recipe.seg.labels]
+    return recipe.stage_dir("affinity") / PSEUDO_DIRS[labels]
+
+
+def augment(image: np.ndarray, mask: np.ndarray, cfg: SegConfig) -> tuple[torch.Tensor, torch.Tensor]:
+    """Random scale, flip, colour jitter and crop of an image and its mask (padding: mask 255)."""
+    image, mask = T.random_scale(image, mask, *cfg.resize_range)
+    image, mask = T.random_hflip(image, mask)
+    image = T.color_jitter(image, cfg.color_jitter)
+    return T.random_crop(T.normalize(image), torch.from_numpy(np.ascontiguousarray(mask)), cfg.crop_size, fill=0.0)
 
 
 class SegTrainDataset(Dataset):
-    def __init__(self, source, recipe: Recipe):
+    def __init__(self, source, recipe: Recipe, section: str = "seg"):
+        """`section`: the recipe section of the training task (seg, or cps for its labelled images)."""
         self.source = source
-        self.cfg = recipe.seg
-        self.folder = mask_folder(recipe)
+        self.cfg = getattr(recipe, section)
+        self.folder = mask_folder(recipe, self.cfg.labels)
         if self.folder is None and not source.has_masks:
-            raise PsaError("seg.labels=gt needs a dataset with ground-truth masks")
+            raise PsaError(f"{section}.labels=gt needs a dataset with ground-truth masks")
         if self.folder is not None:
             missing = [i for i in source.ids if not (self.folder / f"{i}.png").is_file()]
             if missing:
@@ -76,12 +86,7 @@ class SegTrainDataset(Dataset):
 
     def __getitem__(self, index: int) -> dict:
         image = self.source.load_image(index)
-        mask = self._mask(index, image.shape[:2])
-        image, mask = T.random_scale(image, mask, *self.cfg.resize_range)
-        image, mask = T.random_hflip(image, mask)
-        image = T.color_jitter(image, self.cfg.color_jitter)
-        tensor, mask = T.random_crop(T.normalize(image), torch.from_numpy(np.ascontiguousarray(mask)),
-                                     self.cfg.crop_size, fill=0.0)
+        tensor, mask = augment(image, self._mask(index, image.shape[:2]), self.cfg)
         return {"image": tensor, "mask": mask.long()}
 
 
@@ -113,8 +118,8 @@ def seg_preview(model: SegNet, batch: dict) -> dict:
             for i in range(images.shape[0])}
 
 
-def build_seg_model(recipe: Recipe, num_classes: int, load_weights: bool = True) -> SegNet:
-    return SegNet(build_backbone(recipe.model, load_weights=load_weights), num_classes, recipe.seg.head)
+def build_seg_model(recipe: Recipe, num_classes: int, load_weights: bool = True, head: str | None = None) -> SegNet:
+    return SegNet(build_backbone(recipe.model, load_weights=load_weights), num_classes, head or recipe.seg.head)
 
 
 def build_seg_task(recipe: Recipe) -> TaskSpec:
