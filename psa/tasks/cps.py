@@ -23,7 +23,6 @@ from pathlib import Path
 
 import numpy as np
 import torch
-import torch.nn.functional as F
 from torch.utils.data import Dataset
 
 from ..config import Recipe
@@ -31,13 +30,14 @@ from ..constants import IGNORE_INDEX
 from ..data import build_source
 from ..data.base import check_files
 from ..data.labeled_split import SourceSubset, choose_labeled, write_split
+from ..engine.distributed import global_sum, world_size
 from ..engine.side_stream import SideData
 from ..engine.trainer import TaskSpec
 from ..errors import PsaError
 from ..models import CpsPair
 from ..viz import colorize_label, side_by_side
 from .common import denormalize
-from .seg import SegTrainDataset, augment, build_seg_model
+from .seg import SegTrainDataset, augment, build_seg_model, masked_cross_entropy
 
 
 class UnlabeledDataset(Dataset):
@@ -61,9 +61,11 @@ class UnlabeledDataset(Dataset):
 
 
 def cross_entropy(logits: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
-    """Mean over the pixels whose target is not IGNORE_INDEX; 0 when there are none."""
-    total = F.cross_entropy(logits.float(), target, ignore_index=IGNORE_INDEX, reduction="sum")
-    return total / (target != IGNORE_INDEX).sum().clamp(min=1)
+    """Mean over the pixels of the whole global batch whose target is not IGNORE_INDEX (0 when
+    there are none), ×N against DDP's gradient mean (psa/engine/distributed.py): N processes
+    optimise the loss of one process on the same global batch, and no per-GPU division
+    shrinks the learning rate."""
+    return masked_cross_entropy(logits, target, reduce_count=global_sum) * world_size()
 
 
 def one_hot_targets(logits: torch.Tensor, valid: torch.Tensor) -> torch.Tensor:
