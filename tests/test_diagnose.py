@@ -154,7 +154,7 @@ def test_diagnose_tool_on_a_tiny_run(tiny_recipe, tmp_path):
     for key in ("bg", "fg", "neg"):
         assert report["pair_accuracy"][key]["pairs"] > 0
     assert 0.0 <= report["confident_labels"]["precision"] <= 1.0
-    assert list(report["classifier"]["ap"]) == list(cam_eval["iou"])[1:]  # foreground classes
+    assert set(report["classifier"]["ap"]) == set(list(cam_eval["iou"])[1:])  # foreground classes
     assert "ground-truth affinities: bound" in done.stdout and "bottleneck" in done.stdout
     assert list((run / "diagnose" / "tb").glob("events.out.tfevents.*"))
 
