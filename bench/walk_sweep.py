@@ -25,6 +25,7 @@ from rich.table import Table  # noqa: E402
 
 from psa.config import load_recipe  # noqa: E402
 from psa.constants import FEATURE_STRIDE  # noqa: E402
+from psa.engine.checkpoints import WEIGHTS_FILE  # noqa: E402
 from psa.data.transforms import normalize, pad_to_multiple  # noqa: E402
 from psa.io import atomic_write_json  # noqa: E402
 from psa.metrics import confusion_matrix, segmentation_scores  # noqa: E402
@@ -34,6 +35,10 @@ from psa.stages.common import items_for, load_trained  # noqa: E402
 from psa.stages.diagnose import ground_truth_affinity, walk_prediction  # noqa: E402
 from psa.stages.export_cams import CAMS_DIR, load_cam_file  # noqa: E402
 from psa.tasks.affinity import build_affinity_model  # noqa: E402
+
+
+def pct(value) -> str:
+    return "n/a" if value is None else f"{100 * value:.1f}"
 
 
 def parse_setting(text: str) -> dict:
@@ -57,7 +62,9 @@ def main() -> None:
     items = items_for(recipe, [recipe.data.eval_split])
     classes = list(items[0].source.classes)
     num = len(classes)
-    model = load_trained(recipe, "affinity", lambda meta: build_affinity_model(recipe, load_weights_=False))
+    trained = (recipe.stage_dir("affinity") / WEIGHTS_FILE).is_file()  # else: bounds only
+    model = load_trained(recipe, "affinity", lambda meta: build_affinity_model(recipe, load_weights_=False)) \
+        if trained else None
     cam_conf = np.zeros((num, num + 1), np.int64)
     learned = [np.zeros_like(cam_conf) for _ in settings]
     bound = [np.zeros_like(cam_conf) for _ in settings]
@@ -67,30 +74,33 @@ def main() -> None:
         image, gt = item.source.load_image(item.index), item.source.load_mask(item.index)
         lookup = np.concatenate([[0], class_ids]).astype(np.uint8)
         cam_conf += confusion_matrix(cam_prediction(cams, class_ids, recipe.cam.bg_threshold), gt, num)
-        with torch.no_grad():
-            features = model.features(pad_to_multiple(normalize(image), FEATURE_STRIDE)[None])
+        if model is not None:
+            with torch.no_grad():
+                features = model.features(pad_to_multiple(normalize(image), FEATURE_STRIDE)[None])
         for k, (setting, walk_recipe) in enumerate(zip(settings, recipes)):
             radius = setting["radius"]
-            affinity = pair_affinity(features, radius)[0]
-            learned[k] += confusion_matrix(walk_prediction(cams, affinity, walk_recipe, lookup, gt.shape), gt, num)
+            if model is not None:
+                affinity = pair_affinity(features, radius)[0]
+                learned[k] += confusion_matrix(walk_prediction(cams, affinity, walk_recipe, lookup, gt.shape),
+                                               gt, num)
             _, gt_affinity = ground_truth_affinity(gt, radius)
             bound[k] += confusion_matrix(walk_prediction(cams, gt_affinity, walk_recipe, lookup, gt.shape), gt, num)
 
     def miou(conf):
-        return segmentation_scores(conf, classes)["miou"]
+        return segmentation_scores(conf, classes)["miou"] if conf.any() else None
 
     rows = [{**s, "learned": miou(a), "gt_affinity": miou(b)} for s, a, b in zip(
         [dataclasses.asdict(r.random_walk) for r in recipes], learned, bound)]
     result = {"cam": miou(cam_conf), "images": len(items), "rows": rows,
               "seconds": round(time.perf_counter() - started, 1)}
     atomic_write_json(recipe.stage_dir("diagnose") / "walk_sweep.json", result)
-    table = Table(title=f"walk settings — {recipe.run.dir}: CAM {100 * result['cam']:.1f} mIoU, "
+    table = Table(title=f"walk settings — {recipe.run.dir}: CAM {pct(result['cam'])} mIoU, "
                         f"{len(items)} images, {result['seconds']} s")
     for column in ("radius", "logt", "alpha", "beta", "learned walk", "gt-affinity walk"):
         table.add_column(column, justify="right")
     for row in rows:
         table.add_row(str(row["radius"]), str(row["logt"]), f"{row['alpha']:g}", f"{row['beta']:g}",
-                      f"{100 * row['learned']:.1f}", f"{100 * row['gt_affinity']:.1f}")
+                      pct(row["learned"]), pct(row["gt_affinity"]))
     Console().print(table)
 
 
