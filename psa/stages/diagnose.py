@@ -174,7 +174,10 @@ def diagnose(recipe: Recipe, split: str | None = None, reporter: Reporter | None
 
         label_path = confident_label_path(recipe, item.image_id)
         if label_path.is_file():
-            tally.add("labels", np.asarray(_read_png(label_path)), gt)
+            labels = _read_png(label_path)
+            if labels.shape != gt.shape:
+                raise PsaError(f"confident label {label_path} is {labels.shape}, the mask is {gt.shape}")
+            tally.add("labels", labels, gt)
         else:
             have_labels = False
         reporter.update(position)
