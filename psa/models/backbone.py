@@ -1,7 +1,7 @@
 """A timm feature extractor at output stride 8: the last three stages, all at stride 8.
 
-Weights come from (in this order) a local file (`model.weights`), the timm hub
-(`model.pretrained: true`; `model.backbone: resnet50.tv_in1k` names which weights), or
+Weights come from (in this order) a local file or a package's file (`model.weights`), the timm
+hub (`model.pretrained: true`; `model.backbone: resnet50.tv_in1k` names which weights), or
 nowhere (random init). Nothing is downloaded unless the
 recipe asks for pretrained weights.
 """
@@ -14,8 +14,9 @@ import torch
 from torch import nn
 
 from ..config import ModelConfig
-from ..constants import FEATURE_STRIDE
+from ..constants import FEATURE_STRIDE, IMAGENET_MEAN, IMAGENET_STD
 from ..errors import PsaError
+from .weights import resolve_weights
 
 OUT_INDICES = (2, 3, 4)  # the stages at strides 8, 8 (dilated), 8 (dilated)
 
@@ -28,8 +29,20 @@ class Backbone(nn.Module):
         self.body = body
         self.name = name
         self.channels: list[int] = list(body.feature_info.channels())
+        # Inputs arrive normalised with the ImageNet mean/std (psa.data.transforms.normalize);
+        # models trained with other statistics (tf_efficientnet_*: 0.5/0.5) get them re-mapped
+        # here, so one normalisation serves every stage. Not saved: it follows from the name.
+        cfg = getattr(body, "pretrained_cfg", None) or {}
+        mean, std = cfg.get("mean", IMAGENET_MEAN), cfg.get("std", IMAGENET_STD)
+        self.remap = tuple(mean) != IMAGENET_MEAN or tuple(std) != IMAGENET_STD
+        scale = torch.tensor(IMAGENET_STD) / torch.tensor(std)
+        shift = (torch.tensor(IMAGENET_MEAN) - torch.tensor(mean)) / torch.tensor(std)
+        self.register_buffer("input_scale", scale.view(1, 3, 1, 1), persistent=False)
+        self.register_buffer("input_shift", shift.view(1, 3, 1, 1), persistent=False)
 
     def forward(self, x: torch.Tensor) -> list[torch.Tensor]:
+        if self.remap:
+            x = x * self.input_scale.to(x.dtype) + self.input_shift.to(x.dtype)
         return self.body(x)
 
 
@@ -45,7 +58,7 @@ def build_backbone(cfg: ModelConfig, load_weights: bool = True) -> Backbone:
         raise PsaError(f"recipe key 'model.backbone': {cfg.backbone} cannot run at output stride 8 "
                        f"with features_only ({err})") from None
     if load_weights and cfg.weights:
-        _load_local_weights(body, cfg.backbone, Path(cfg.weights))
+        _load_local_weights(body, cfg.backbone, resolve_weights(cfg.weights))
     elif load_weights and cfg.pretrained:
         _load_hub_weights(body, cfg.backbone, kwargs)
     if cfg.freeze_bn:

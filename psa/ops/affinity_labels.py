@@ -39,3 +39,18 @@ def pair_labels(label, radius: int = 5, pairs: str = "all") -> dict[str, torch.T
     if keep is not None:
         bg, fg, neg = bg & keep, fg & keep, neg & keep
     return {"bg": bg, "fg": fg, "neg": neg}
+
+
+def label_affinity(label, radius: int = 5, high: float = 1.0, low: float = 0.0) -> torch.Tensor:
+    """Affinities (K, h, w) taken from a label map (h, w) instead of a network, in the layout of
+    `pair_affinity`: `high` where a pair shares a label (255 counts as a label of its own),
+    `low` elsewhere (0 where the partner is outside). With ground-truth labels and low = 0 the
+    random walk never leaves a segment: its best possible result for the given CAMs."""
+    if isinstance(label, np.ndarray):
+        label = torch.from_numpy(np.ascontiguousarray(label))
+    if not isinstance(label, torch.Tensor) or label.dim() != 2 or label.is_floating_point():
+        raise PsaError(f"label_affinity needs an integer label map (h, w), got {getattr(label, 'shape', '?')}")
+    offsets = pair_offsets(radius)
+    partner = shift_pairs(label.long(), offsets, fill=-1)  # outside: matches nothing
+    same = partner == label.long().unsqueeze(0)
+    return torch.where(same, torch.tensor(high), torch.tensor(low)) * (partner >= 0)

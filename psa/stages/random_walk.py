@@ -40,12 +40,18 @@ SPEC = StageSpec(
 
 def walk_scores(model, image: np.ndarray, cams: np.ndarray, recipe: Recipe, device) -> torch.Tensor:
     """(K+1, h, w) scores after the walk, at stride 8 of the padded image; channel 0 = bg."""
-    rw = recipe.random_walk
     x = pad_to_multiple(normalize(image), FEATURE_STRIDE)[None].to(device)
-    affinity = model(x, rw.radius)[0].float()
+    affinity = model(x, recipe.random_walk.radius)[0].float()
+    return walk_with_affinity(cams, affinity, recipe)
+
+
+def walk_with_affinity(cams: np.ndarray, affinity: torch.Tensor, recipe: Recipe) -> torch.Tensor:
+    """The walk of full-resolution CAMs (K, H, W) over any stride-8 affinity (pairs, h, w) of the
+    padded image (learned, or built from ground truth by `psa.stages.diagnose`)."""
+    rw = recipe.random_walk
     scores = np.concatenate([background_score(cams, rw.alpha)[None], cams])
-    scores = torch.from_numpy(scores).to(device)
-    height, width = x.shape[-2:]
+    scores = torch.from_numpy(scores).to(affinity.device)
+    height, width = (size * FEATURE_STRIDE for size in affinity.shape[-2:])
     scores = F.pad(scores, (0, width - scores.shape[-1], 0, height - scores.shape[-2]))
     small = F.avg_pool2d(scores[None], FEATURE_STRIDE)[0]
     return random_walk(small, affinity, beta=rw.beta, logt=rw.logt, radius=rw.radius, pairs=rw.pairs)

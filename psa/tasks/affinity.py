@@ -22,7 +22,7 @@ from ..models import AffinityNet, build_backbone
 from ..provenance import StageSpec
 from ..ops import affinity_loss, pair_labels
 from ..viz import colorize_label, side_by_side
-from .common import denormalize
+from .common import apply_freeze_backbone, denormalize
 
 LABELS_DIR = "labels"  # confident labels written by the CAM export, under <run>/cam/
 
@@ -124,7 +124,8 @@ def build_affinity_task(recipe: Recipe) -> TaskSpec:
     check_files(source)
     radius = recipe.affinity.radius
     return TaskSpec(
-        name="affinity", train=recipe.affinity.train, model=build_affinity_model(recipe),
+        name="affinity", train=recipe.affinity.train,
+        model=apply_freeze_backbone(build_affinity_model(recipe), recipe.affinity.train.freeze_backbone),
         dataset=AffinityTrainDataset(source, recipe), loss_fn=affinity_loss_fn(radius),
         meta={"classes": list(source.classes), "radius": radius}, preview_fn=affinity_preview(radius),
     )

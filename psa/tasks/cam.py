@@ -15,7 +15,7 @@ from ..engine.trainer import TaskSpec
 from ..models import CamNet, build_backbone
 from ..provenance import StageSpec
 from ..viz import overlay_cam
-from .common import denormalize
+from .common import apply_freeze_backbone, denormalize
 
 
 # What the trained classifier depends on (psa/provenance.py): a new key read while training
@@ -81,7 +81,7 @@ def build_cam_model(recipe: Recipe, num_classes: int, load_weights: bool = True)
 def build_cam_task(recipe: Recipe) -> TaskSpec:
     source = build_source(recipe.data, recipe.data.train_split)
     check_files(source, labels=True)
-    model = build_cam_model(recipe, len(source.classes))
+    model = apply_freeze_backbone(build_cam_model(recipe, len(source.classes)), recipe.cam.train.freeze_backbone)
     return TaskSpec(
         name="cam", train=recipe.cam.train, model=model, dataset=CamTrainDataset(source, recipe.cam),
         loss_fn=cam_loss, meta={"classes": list(source.classes)}, preview_fn=cam_preview,

@@ -22,7 +22,7 @@ from ..engine.checkpoints import WEIGHTS_FILE
 from ..models import SegNet, build_backbone
 from ..provenance import StageSpec
 from ..viz import colorize_label, side_by_side
-from .common import denormalize
+from .common import apply_freeze_backbone, denormalize
 
 PSEUDO_DIRS = {"pseudo": "pseudo", "pseudo_crf": "pseudo_crf"}  # under <run>/affinity/
 
@@ -126,7 +126,8 @@ def build_seg_task(recipe: Recipe) -> TaskSpec:
     source = build_source(recipe.data, recipe.data.train_split)
     check_files(source, masks=recipe.seg.labels == "gt")
     return TaskSpec(
-        name="seg", train=recipe.seg.train, model=build_seg_model(recipe, len(source.classes)),
+        name="seg", train=recipe.seg.train,
+        model=apply_freeze_backbone(build_seg_model(recipe, len(source.classes)), recipe.seg.train.freeze_backbone),
         dataset=SegTrainDataset(source, recipe), loss_fn=seg_loss,
         meta={"classes": list(source.classes), "head": recipe.seg.head}, preview_fn=seg_preview,
     )
