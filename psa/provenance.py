@@ -36,7 +36,7 @@ OPERATIONAL_KEYS = (
     "*.train.log_every", "*.train.images_per_epoch",
 )
 # What `psa.data.build_source` reads; it enters every record as the data identity instead.
-DATA_KEYS = ("data.kind", "data.root", "data.classes", "data.label_mode", "data.synthetic")
+DATA_KEYS = ("data.kind", "data.root", "data.classes", "data.label_mode", "data.synthetic", "data.max_size")
 # In a training's fingerprint, but a checkpoint written under another value still resumes
 # (max_steps stops a run early; the LR schedule does not depend on it).
 RESUMABLE_KEYS = ("*.train.max_steps",)
@@ -132,6 +132,8 @@ class Provenance:
                 identity["data.root"] = str(Path(data.root).expanduser().resolve())
             if data.kind == "pet":
                 identity["data.label_mode"] = data.label_mode
+            if data.max_size:  # images scaled down on reading (psa/data/resized.py)
+                identity["data.max_size"] = data.max_size
             if data.kind == "synthetic":
                 identity.update({f"data.synthetic.{k}": v for k, v in dataclasses.asdict(data.synthetic).items()})
         return identity

@@ -174,11 +174,11 @@ class _Predictor:
                 raise PsaError(f"prediction folder not found: {pred_dir}")
         else:
             self.folder = {
-                "cam": recipe.stage_dir("cam") / CAMS_DIR,
-                "rw": recipe.stage_dir("affinity") / (SCORES_DIR if crf else PSEUDO_DIR),
-                "seg": network_pred_dir(recipe, "seg"),
-                "cps": network_pred_dir(recipe, "cps"),
-            }[source]
+                "cam": lambda: recipe.stage_dir("cam") / CAMS_DIR,
+                "rw": lambda: recipe.stage_dir("affinity") / (SCORES_DIR if crf else PSEUDO_DIR),
+                "seg": lambda: network_pred_dir(recipe, "seg"),
+                "cps": lambda: network_pred_dir(recipe, "cps"),
+            }[source]()  # only the source's own keys are read (provenance)
         self.kind = ("png" if pred_dir is not None or source in NETWORK_SOURCES or (source == "rw" and not crf)
                      else source)
 
