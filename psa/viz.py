@@ -15,7 +15,7 @@ from PIL import Image, ImageDraw, ImageFont
 from psa.constants import VOC_CLASSES, voc_palette
 
 __all__ = [
-    "BAR_COLOUR", "colorize_label", "jet", "overlay_cam", "side_by_side", "iou_bar_chart", "legend",
+    "BAR_COLOUR", "colorize_label", "jet", "overlay_cam", "side_by_side", "iou_bar_chart", "legend", "line_chart",
 ]
 
 WHITE = (255, 255, 255)
@@ -221,4 +221,60 @@ def legend(class_names: Sequence[str] = VOC_CLASSES, present_ids: Sequence[int] 
             draw.text((x + swatch + 4, y), name, fill=BLACK, font=_font())
             x += w + 2 * pad
         y += line + pad
+    return np.asarray(image).copy()
+
+
+def line_chart(series: dict[str, Sequence[tuple[Any, float | None]]], title: str, x_label: str,
+               y_label: str = "mIoU %", width: int = 480, height: int = 320) -> np.ndarray:
+    """Lines of y against x, one per entry of ``series`` (its name in the legend).
+
+    Numeric x values are placed to scale; otherwise each distinct value gets an even slot in
+    order of first appearance. ``None`` y values are skipped. Colours are the VOC palette's.
+    """
+    xs = [x for points in series.values() for x, _ in points]
+    ys = [float(y) for points in series.values() for _, y in points if y is not None and np.isfinite(y)]
+    numeric = all(isinstance(x, (int, float)) and not isinstance(x, bool) for x in xs)
+    slots = list(dict.fromkeys(xs))
+    lo_x, hi_x = (min(xs), max(xs)) if numeric and xs else (0, max(len(slots) - 1, 1))
+    lo_y, hi_y = (min(ys), max(ys)) if ys else (0.0, 1.0)
+    if hi_x == lo_x:
+        lo_x, hi_x = lo_x - 1, hi_x + 1
+    pad_y = max((hi_y - lo_y) * 0.1, 0.5)
+    lo_y, hi_y = lo_y - pad_y, hi_y + pad_y
+    line = _line_height()
+    left, right, top = 8 + _text_size(f"{hi_y:.1f}")[0] + 6, 16, 8 + 2 * line
+    bottom = 8 + 2 * line + line * len(series)
+    image = Image.new("RGB", (int(width), int(height)), WHITE)
+    draw = ImageDraw.Draw(image)
+    draw.text((8, 4), _fit(str(title), int(width) - 16), fill=BLACK, font=_font())
+    x0, x1, y0, y1 = left, int(width) - right, top, int(height) - bottom
+
+    def place(x, y) -> tuple[int, int]:
+        fx = (x - lo_x) / (hi_x - lo_x) if numeric else slots.index(x) / max(len(slots) - 1, 1)
+        return int(round(x0 + fx * (x1 - x0))), int(round(y1 - (y - lo_y) / (hi_y - lo_y) * (y1 - y0)))
+
+    for i in range(5):  # horizontal grid with its y values
+        value = lo_y + (hi_y - lo_y) * i / 4
+        _, gy = place(lo_x if numeric else slots[0] if slots else 0, value)
+        draw.line([(x0, gy), (x1, gy)], fill=GRID)
+        draw.text((8, gy - line // 2), f"{value:.1f}", fill=BLACK, font=_font())
+    draw.rectangle([x0, y0, x1, y1], outline=BLACK)
+    for x in slots:
+        gx, _ = place(x, lo_y)
+        draw.line([(gx, y1), (gx, y1 + 3)], fill=BLACK)
+        text = f"{x:g}" if numeric else str(x)
+        draw.text((gx - _text_size(text)[0] // 2, y1 + 5), text, fill=BLACK, font=_font())
+    draw.text(((x0 + x1) // 2 - _text_size(x_label)[0] // 2, y1 + 5 + line), x_label, fill=BLACK, font=_font())
+    palette = _palette_array()
+    for k, (name, points) in enumerate(series.items()):
+        colour = tuple(int(c) for c in palette[k % 20 + 1])
+        kept = [place(x, float(y)) for x, y in points if y is not None and np.isfinite(y)]
+        if len(kept) > 1:
+            draw.line(kept, fill=colour, width=2)
+        for px, py in kept:
+            draw.ellipse([px - 3, py - 3, px + 3, py + 3], fill=colour)
+        ly = int(height) - bottom + 2 * line + 4 + k * line
+        draw.rectangle([x0, ly + 2, x0 + 10, ly + line - 2], fill=colour)
+        draw.text((x0 + 14, ly), _fit(f"{name}", x1 - x0 - 14), fill=BLACK, font=_font())
+    draw.text((x0, top - line - 2), y_label, fill=BLACK, font=_font())
     return np.asarray(image).copy()

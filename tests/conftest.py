@@ -1,4 +1,5 @@
-"""Shared fixtures. Every test runs offline, on CPU, on data it makes or ships."""
+"""Shared fixtures. Every test runs offline, on CPU, on data it makes itself or reads from
+../shared/data (skipping when that is absent); the repository ships no fetched data."""
 
 from __future__ import annotations
 
@@ -14,7 +15,6 @@ os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
 ROOT = Path(__file__).resolve().parents[1]
 SHARED_DATA = ROOT.parent / "shared" / "data"
 COCO_VOC_MINI = SHARED_DATA / "coco_voc_mini"
-FIXTURES = Path(__file__).resolve().parent / "fixtures"
 
 
 @pytest.fixture

@@ -1,4 +1,4 @@
-"""VocSource on hand-made VOC trees, every bad-data case, and the shipped coco_voc_mini."""
+"""VocSource on hand-made VOC trees, every bad-data case, and the shared coco_voc_mini."""
 
 from __future__ import annotations
 
@@ -15,7 +15,7 @@ from psa.data.base import validate_ids
 from psa.errors import PsaError
 from psa.io import save_label_png
 
-COCO_VOC_MINI = Path(__file__).resolve().parents[1].parent / "shared" / "data" / "coco_voc_mini"
+from conftest import COCO_VOC_MINI  # ../shared/data/coco_voc_mini, relative to the repo root
 
 XML_TEMPLATE = """<annotation><filename>{id}.jpg</filename>{objects}</annotation>"""
 OBJECT_TEMPLATE = "<object><name>{name}</name><difficult>{difficult}</difficult></object>"

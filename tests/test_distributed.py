@@ -58,3 +58,64 @@ def test_a_global_batch_the_processes_do_not_divide_is_refused(tmp_path):
     assert "recipe key 'cam.train.batch_size': the global batch 7 does not divide among 2 processes" \
         in result.stdout + result.stderr
     assert not (run / "cam").exists()
+
+
+# The affinity stage with frozen BN and no dropout is a deterministic function of the global
+# batch, so 2 processes must follow 1 process step for step (up to float reduction order).
+EQUIVALENCE_OVERRIDES = [
+    "model.freeze_bn=true", "affinity.train.optimizer=sgd", "affinity.train.lr=0.05",
+    "affinity.train.momentum=0.9", "affinity.train.epochs=2", "run.deterministic=true",
+]
+GLOBAL_BATCH = 8  # <task>.train.batch_size is the global batch: 4 per process with 2
+
+
+def _confident_labels_from_gt(recipe):
+    """Stand-in for the CAM export: gt masks with an uncertain band on the left, so the two
+    processes' halves of a batch hold different numbers of pairs."""
+    from psa.data import build_source
+    from psa.io import save_label_png
+
+    source = build_source(recipe.data, recipe.data.train_split)
+    for index, image_id in enumerate(source.ids):
+        mask = source.load_mask(index).copy()
+        mask[:, : mask.shape[1] // 6 * (1 + index % 3)] = 255
+        save_label_png(recipe.stage_dir("cam") / "labels" / f"{image_id}.png", mask)
+
+
+@pytest.mark.slow
+def test_two_processes_train_affinity_like_one_on_the_same_global_batch(tiny_recipe, tmp_path):
+    from psa.engine.checkpoints import load_weights
+    from psa.engine.trainer import train
+    from psa.tasks import task_builder
+
+    single = tiny_recipe(*EQUIVALENCE_OVERRIDES, "task=affinity", f"affinity.train.batch_size={GLOBAL_BATCH}",
+                         run_dir=tmp_path / "one")
+    _confident_labels_from_gt(single)
+    initial = {}
+
+    def capture_initial(recipe):
+        spec = task_builder("affinity")(recipe)
+        initial.update({k: v.detach().clone() for k, v in spec.model.state_dict().items()})
+        return spec
+
+    one = train(single, capture_initial)
+
+    two_dir = tmp_path / "two"
+    _confident_labels_from_gt(tiny_recipe(run_dir=two_dir))
+    result = launch(ROOT / "tests" / "scripts" / "ddp_train.py", str(ROOT / "recipes" / "demo.yaml"),
+                    *TINY_OVERRIDES, *EQUIVALENCE_OVERRIDES, "task=affinity",
+                    f"affinity.train.batch_size={GLOBAL_BATCH}", f"run.dir={two_dir}")
+    assert result.returncode == 0, result.stderr[-3000:]
+    two = json.loads((two_dir / "result_of_2.json").read_text())
+
+    # 16 images, global batch 8 → 2 steps per epoch, 2 epochs, whatever the process count
+    assert one.steps == two["steps"] == 4
+    # the logged loss of each step is the global batch's loss in both runs
+    np.testing.assert_allclose(two["losses"], one.losses, rtol=1e-4)
+    a, _ = load_weights(one.weights, "affinity", "resnet10t")
+    b, _ = load_weights(two_dir / "affinity" / "model.pt", "affinity", "resnet10t")
+    moved = max((a[k].float() - initial[k].float()).abs().max().item() for k in a)
+    differ = max((a[k].float() - b[k].float()).abs().max().item() for k in a)
+    # training moved the weights by far more than the runs differ: float reduction order only
+    assert moved > 1e-3, moved
+    assert differ < 1e-4 * moved, (differ, moved)

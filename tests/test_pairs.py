@@ -164,6 +164,50 @@ def test_pair_labels_equal_reference_on_its_pairs(maker):
     assert band.any()
 
 
+@pytest.mark.parametrize("radius, height, width", [(5, 56, 56), (3, 11, 9), (4, 7, 20)])
+def test_reference_pairs_are_exactly_the_references(radius, height, width):
+    """pairs="reference" keeps the reference's pairs (same labels) and nothing else."""
+    rng = np.random.default_rng(radius)
+    label = blocky_map(rng, height, width)
+    ref, (crop_h, crop_w) = reference_cropped_labels(label, radius)
+    floor = radius - 1
+    got = pair_labels(torch.from_numpy(label), radius, pairs="reference")
+    every = pair_labels(torch.from_numpy(label), radius)
+    for key in ("bg", "fg", "neg"):
+        inside = got[key][:, :crop_h, floor:floor + crop_w].reshape(len(pair_offsets(radius)), -1).numpy()
+        assert np.array_equal(inside, ref[key]), key
+        assert int(got[key].sum()) == int(ref[key].sum())  # nothing outside the reference's anchors
+    assert int(every["neg"].sum()) > int(got["neg"].sum())
+    # batched maps too
+    batched = pair_labels(torch.from_numpy(np.stack([label, label])), radius, pairs="reference")
+    assert torch.equal(batched["fg"][1], got["fg"])
+
+
+def test_reference_pairs_change_the_loss_to_the_references():
+    """The affinity loss over pairs="reference" labels is the reference's loss (§3.3), computed
+    here on its (K, anchors) label lists."""
+    rng = np.random.default_rng(11)
+    label = blocky_map(rng, 12, 13)
+    features = torch.randn(1, 4, 12, 13, dtype=torch.float64)
+    aff = pair_affinity(features, 4)
+    loss, _ = affinity_loss(aff, {k: v[None] for k, v in pair_labels(torch.from_numpy(label), 4, "reference").items()})
+    ref, (crop_h, crop_w) = reference_cropped_labels(label, 4)
+    ref_aff = aff[0][:, :crop_h, 3:3 + crop_w].reshape(len(pair_offsets(4)), -1)
+    terms = {}
+    for key in ("bg", "fg", "neg"):
+        mask = torch.from_numpy(ref[key]).double()
+        nll = -torch.log(1 + 1e-5 - ref_aff) if key == "neg" else -torch.log(ref_aff + 1e-5)
+        terms[key] = float((mask * nll).sum() / (mask.sum() + 1e-5))
+    assert loss.item() == pytest.approx(terms["bg"] / 4 + terms["fg"] / 4 + terms["neg"] / 2, rel=1e-9)
+    every, _ = affinity_loss(aff, {k: v[None] for k, v in pair_labels(torch.from_numpy(label), 4).items()})
+    assert every.item() != pytest.approx(loss.item(), rel=1e-3)
+
+
+def test_pair_labels_unknown_pair_set():
+    with pytest.raises(PsaError, match="pairs must be one of"):
+        pair_labels(torch.zeros(6, 6, dtype=torch.long), 3, pairs="border")
+
+
 def brute_affinity(features, radius):
     batch, channels, height, width = features.shape
     offsets = pair_offsets(radius)

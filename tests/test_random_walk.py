@@ -1,7 +1,9 @@
-"""The sparse random walk vs the reference's dense computation, written out here."""
+"""The sparse random walk vs the dense computation written out here: over every pair (psa's
+default), and over the reference's pairs built from an independent port of its index lists."""
 
 from __future__ import annotations
 
+import numpy as np
 import pytest
 import torch
 
@@ -22,8 +24,9 @@ def default_threads():
 
 
 def dense_transition(affinity, beta, radius):
-    """The reference (§4): dense symmetric A with unit diagonal, A**beta, column-normalised.
-    Built with explicit loops over offsets and pixels, in float64."""
+    """The reference's formulation (§4) over every in-map pair: dense symmetric A with unit
+    diagonal, A**beta, column-normalised. Built with explicit loops over offsets and pixels,
+    in float64."""
     _, height, width = affinity.shape
     nodes = height * width
     a = torch.eye(nodes, dtype=torch.float64)
@@ -172,3 +175,78 @@ def test_bad_parameters():
         random_walk(cam, aff, logt=-1)
     with pytest.raises(PsaError, match="beta"):
         random_walk(cam, aff, beta=0)
+
+
+def reference_indices_of_pairs(radius, size):
+    """Port of the reference's `tool/pyutils.get_indices_of_pairs` (numpy, as it is written
+    there): the anchors ("from") are the map without its bottom r-1 rows and left/right r-1
+    columns; "to" holds, offset after offset, the partner of every anchor."""
+    search_dst = [(0, x) for x in range(1, radius)]
+    for y in range(1, radius):
+        for x in range(-radius + 1, radius):
+            if x * x + y * y < radius * radius:
+                search_dst.append((y, x))
+    radius_floor = radius - 1
+    full_indices = np.reshape(np.arange(0, size[0] * size[1], dtype=np.int64), (size[0], size[1]))
+    cropped_height = size[0] - radius_floor
+    cropped_width = size[1] - 2 * radius_floor
+    indices_from = np.reshape(full_indices[:-radius_floor, radius_floor:-radius_floor], [-1])
+    indices_to_list = []
+    for dy, dx in search_dst:
+        indices_to = full_indices[dy:dy + cropped_height, radius_floor + dx:radius_floor + dx + cropped_width]
+        indices_to_list.append(np.reshape(indices_to, [-1]))
+    return indices_from, np.concatenate(indices_to_list, axis=0), search_dst
+
+
+def reference_dense_walk(cam, affinity, beta, logt, radius):
+    """The reference's infer_aff.py on its own index lists: A[from, to] = A[to, from] =
+    affinity of the pair, unit diagonal, A**beta, column-normalised, logt squarings, cam @ T."""
+    channels, height, width = cam.shape
+    nodes = height * width
+    ind_from, ind_to, search_dst = reference_indices_of_pairs(radius, (height, width))
+    a = torch.eye(nodes, dtype=torch.float64)
+    if ind_from.size:
+        ind_to = ind_to.reshape(len(search_dst), -1)
+        for k in range(len(search_dst)):
+            # the network's aff[k, anchor]: our layout stores it at the anchor (y, x)
+            values = affinity[k].reshape(-1).double()[torch.from_numpy(ind_from)]
+            a[torch.from_numpy(ind_from), torch.from_numpy(ind_to[k])] = values
+            a[torch.from_numpy(ind_to[k]), torch.from_numpy(ind_from)] = values
+    a = a ** beta
+    t = a / a.sum(dim=0, keepdim=True)
+    for _ in range(logt):
+        t = t @ t
+    return (cam.reshape(channels, -1).double() @ t).reshape(channels, height, width), t
+
+
+@pytest.mark.parametrize("height, width, radius, beta, logt", [
+    (12, 14, 5, 8.0, 8),
+    (9, 8, 3, 4.0, 5),
+    (7, 13, 4, 16.0, 6),
+    (6, 9, 5, 8.0, 3),  # 2 rows of anchors, 1 column
+])
+def test_reference_pairs_equal_the_references_own_index_lists(height, width, radius, beta, logt):
+    generator = torch.Generator().manual_seed(height * 100 + width + 7)
+    cam, aff = random_inputs(generator, 3, height, width, radius)
+    want, t = reference_dense_walk(cam, aff, beta, logt=logt, radius=radius)
+    got = random_walk(cam, aff, beta=beta, logt=logt, radius=radius, pairs="reference")
+    assert ((got.double() - want).abs() <= 1e-4 * want.abs() + 1e-7).all()
+    step = transition_matrix(aff, beta=beta, radius=radius, pairs="reference").to_dense().double()
+    torch.testing.assert_close(step, reference_dense_walk(cam, aff, beta, 0, radius)[1], rtol=1e-5, atol=1e-7)
+    # and the reference's matrix is not psa's: the border-band pairs make a difference
+    every = random_walk(cam, aff, beta=beta, logt=logt, radius=radius, pairs="all")
+    assert rel_error(every, want) > 1e-3
+
+
+def test_reference_pairs_on_a_map_smaller_than_the_bands_leave_the_cam():
+    """No anchors at all (width <= 2(r-1)): the reference's T is the identity."""
+    generator = torch.Generator().manual_seed(9)
+    cam, aff = random_inputs(generator, 2, 6, 8, 5)
+    want, _ = reference_dense_walk(cam, aff, 8.0, 4, 5)
+    torch.testing.assert_close(want, cam.double())
+    torch.testing.assert_close(random_walk(cam, aff, beta=8.0, logt=4, pairs="reference"), cam)
+
+
+def test_unknown_pair_set():
+    with pytest.raises(PsaError, match="pairs must be one of all, reference"):
+        random_walk(torch.rand(2, 6, 6), torch.rand(34, 6, 6), pairs="ref")

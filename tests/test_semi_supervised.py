@@ -245,4 +245,4 @@ def test_supervised_default_is_the_plain_cam_task(tiny_recipe):
     spec = build_cam_task(tiny_recipe())
     assert CamConfig().method == "supervised" and CamConfig().labeled.fraction == 1.0
     assert isinstance(spec.dataset, CamTrainDataset) and spec.loss_fn is cam_loss and not spec.side
-    assert spec.write_records is None
+    assert spec.write_files is None

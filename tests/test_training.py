@@ -99,10 +99,11 @@ def test_too_little_free_disk_stops_before_anything_is_written(tiny_recipe):
     assert not (recipe.stage_dir("cam")).exists()
     # the inference stages check too, before creating their output folders
     trained = dataclasses.replace(recipe, run=dataclasses.replace(recipe.run, min_free_mb=0))
-    _train(dataclasses.replace(trained, cam=dataclasses.replace(
-        trained.cam, train=dataclasses.replace(trained.cam.train, max_steps=1))), "cam")
+    smoke = dataclasses.replace(trained, cam=dataclasses.replace(
+        trained.cam, train=dataclasses.replace(trained.cam.train, max_steps=1)))
+    _train(smoke, "cam")
     with pytest.raises(PsaError, match="run.min_free_mb"):
-        export_cams(recipe)
+        export_cams(dataclasses.replace(smoke, run=recipe.run))  # the recipe that trained it, little disk
     assert not (recipe.stage_dir("cam") / "cams").exists()
 
 

@@ -16,11 +16,12 @@ from psa.cli.common import (
 
 def main() -> int:
     parser = recipe_parser(__doc__)
-    parser.add_argument("--source", help="cam | rw | seg | classifier: what to score (default: from the recipe's "
-                                          "task: cam→cam, affinity→rw, seg→seg; classifier: AP of the CAM network)")
+    parser.add_argument("--source", help="cam | rw | seg | cps | classifier: what to score (default: from the "
+                                          "recipe's task: cam→cam, affinity→rw, seg→seg, cps→cps; classifier: "
+                                          "per-class AP of the CAM network)")
     parser.add_argument("--crf", action="store_true", help="refine the scores with the dense CRF first")
     parser.add_argument("--pred", metavar="DIR", help="a folder of <id>.png label maps to score instead")
-    parser.add_argument("--split", help="dataset split to score (default: data.eval_split, seg: data.val_split)")
+    parser.add_argument("--split", help="dataset split to score (default: data.eval_split, seg and cps: data.val_split)")
     args = parser.parse_args()
     recipe = load_from_args(args)
     if recipe is None:

@@ -1,6 +1,8 @@
-"""Run every stage in order, skipping finished ones; end with CAM vs RW vs RW+CRF vs seg.
+"""Run every stage in order, like make: a step whose provenance record matches the recipe is
+skipped, a changed key reruns exactly the steps downstream of it; end with CAM vs RW vs
+RW+CRF vs seg.
 
-    python tools/pipeline.py recipes/demo.yaml [key=value ...]
+    python tools/pipeline.py recipes/demo.yaml [key=value ...] [--until eval_rw_crf]
 """
 
 import _path  # noqa: F401
@@ -11,13 +13,15 @@ from psa.cli.common import (
 
 
 def main() -> int:
-    args = recipe_parser(__doc__).parse_args()
+    parser = recipe_parser(__doc__)
+    parser.add_argument("--until", metavar="STEP", help="stop after this step (e.g. eval_rw_crf)")
+    args = parser.parse_args()
     recipe = load_from_args(args)
     if recipe is None:
         return 0
     from psa.cli.pipeline import run_pipeline
 
-    run_pipeline(recipe, RichReporter(), console)
+    run_pipeline(recipe, RichReporter(), console, until=args.until)
     return 0
 
 

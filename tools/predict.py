@@ -2,6 +2,7 @@
 
     python tools/predict.py recipes/seg.yaml                      # the recipe's seg.split
     python tools/predict.py recipes/seg.yaml --images photos/ --crf --out masks/
+    python tools/predict.py recipes/cps.yaml                      # task cps: the CPS pair (cps.predict_with)
 """
 
 import _path  # noqa: F401
@@ -15,7 +16,7 @@ def main() -> int:
     parser = recipe_parser(__doc__)
     parser.add_argument("--images", help="a folder of images or a text file of image paths")
     parser.add_argument("--crf", action="store_true", help="refine with the dense CRF")
-    parser.add_argument("--out", help="output folder (default: <run>/seg/pred)")
+    parser.add_argument("--out", help="output folder (default: <run>/seg/pred, <run>/cps/pred_mean|pred_first)")
     args = parser.parse_args()
     recipe = load_from_args(args)
     if recipe is None:

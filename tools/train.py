@@ -1,4 +1,4 @@
-"""Train the stage named by the recipe's `task` (cam | affinity | seg).
+"""Train the stage named by the recipe's `task` (cam | affinity | seg | cps).
 
     accelerate launch tools/train.py recipes/cam.yaml [key=value ...]
 """

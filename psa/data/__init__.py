@@ -7,6 +7,7 @@ from ..config import DataConfig
 from ..errors import PsaError
 from .base import SegmentationSource, check_classes, read_mask, read_rgb, validate_ids
 from .pet import PetSource
+from .resized import ResizedSource
 from .synthetic import SyntheticSource, materialize_voc
 from .voc import VocSource
 
@@ -19,6 +20,11 @@ def build_source(data: DataConfig, split: str) -> SegmentationSource:
 
     synthetic: split "train" has `num_train` images, every other split name `num_val`; the
     content depends on the split name, so splits never share images."""
+    source = _layout_source(data, split)
+    return ResizedSource(source, data.max_size) if data.max_size > 0 else source
+
+
+def _layout_source(data: DataConfig, split: str) -> SegmentationSource:
     kind = data.kind
     if kind == "voc":
         return VocSource(data.root, split, classes=data.classes)

@@ -14,6 +14,7 @@ from pathlib import Path
 from ..config import LabeledConfig
 from ..errors import PsaError
 from ..io import atomic_write_text
+from .base import SegmentationSource
 
 
 @dataclass
@@ -60,3 +61,32 @@ def _read_list(path: Path, key: str) -> list[str]:
     if len(set(wanted)) != len(wanted):
         raise PsaError(f"recipe key '{key}': {path} lists an id twice")
     return wanted
+
+
+class SourceSubset(SegmentationSource):
+    """The images `indices` of a source, as a source of their own: a task then checks and
+    loads only the labelled (or only the unlabelled) images."""
+
+    def __init__(self, source: SegmentationSource, indices: list[int]):
+        self.source = source
+        self.indices = list(indices)
+        self.ids = [source.ids[i] for i in self.indices]
+        self.classes = source.classes
+        if hasattr(source, "image_path"):  # file-backed: check_files reads the files
+            self.image_path = lambda index: source.image_path(self.indices[index])
+
+    @property
+    def has_masks(self) -> bool:
+        return self.source.has_masks
+
+    def load_image(self, index: int):
+        return self.source.load_image(self.indices[index])
+
+    def load_mask(self, index: int):
+        return self.source.load_mask(self.indices[index])
+
+    def image_labels(self, index: int):
+        return self.source.image_labels(self.indices[index])
+
+    def image_size(self, index: int) -> tuple[int, int]:
+        return self.source.image_size(self.indices[index])

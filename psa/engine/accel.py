@@ -30,7 +30,9 @@ def make_accelerator(recipe: Recipe, grad_accum: int = 1, project_dir: str | Non
         # can skip exactly the batches already seen. split_batches: a loader's batch size is
         # the global batch, cut into one slice per process, so a recipe means the same
         # experiment on 1 CPU or N GPUs (see check_global_batch).
-        dataloader_config=DataLoaderConfiguration(use_seedable_sampler=True, split_batches=True),
+        dataloader_config=DataLoaderConfiguration(use_seedable_sampler=True, split_batches=True,
+                                                  # with pinned memory: copies overlap compute
+                                                  non_blocking=on_gpu),
     )
     set_seed(recipe.run.seed)
     if recipe.run.deterministic:

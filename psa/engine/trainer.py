@@ -16,7 +16,7 @@ import torch
 from torch import nn
 from torch.utils.data import DataLoader, Dataset
 
-from .. import __version__
+from .. import __version__, provenance
 from ..config import Recipe, TrainConfig, dump_recipe
 from ..errors import PsaError
 from ..io import atomic_write_json, atomic_write_text, ensure_free_space, remove_stale_temp_files
@@ -47,9 +47,9 @@ class TaskSpec:
     # further streams drawn once per batch of `dataset` (which alone defines the epochs);
     # the loss sees each as batch[name], e.g. {"unlabeled": SideData(...)}
     side: dict[str, SideData] = field(default_factory=dict)
-    # writes the task's own records (e.g. the labelled split) into the stage folder: called
-    # on the main process once the run folder is prepared, so a refused run writes nothing
-    write_records: Callable[[Path], None] | None = None
+    # writes the task's own files into the stage folder (main process, once the folder is
+    # ready), e.g. which images were labelled
+    write_files: Callable[[Path], None] | None = None
 
 
 class StopRequested(Exception):
@@ -96,6 +96,10 @@ def train(recipe: Recipe, build_task: Callable[[Recipe], TaskSpec], reporter: Re
     if accelerator.num_processes > 1 and accelerator.device.type == "cuda":
         # trainable BN over small per-GPU batches: statistics of the global batch (GPU only)
         task.model = nn.SyncBatchNorm.convert_sync_batchnorm(task.model)
+    if recipe.run.channels_last:
+        # NHWC weights: cuDNN then picks its NHWC (tensor-core) kernels; measure it first with
+        # bench/gpu_stages.py --channels-last
+        task.model = task.model.to(memory_format=torch.channels_last)
     optimizer = build_optimizer(task.model, train_cfg.lr, train_cfg.momentum, train_cfg.weight_decay,
                                 train_cfg.optimizer)
     model, optimizer, loader = accelerator.prepare(task.model, optimizer, loader)
@@ -107,6 +111,8 @@ def train(recipe: Recipe, build_task: Callable[[Recipe], TaskSpec], reporter: Re
     max_step = steps_per_epoch * train_cfg.epochs
     stop_step = min(max_step, train_cfg.max_steps) if train_cfg.max_steps else max_step
 
+    # weights or checkpoints of other inputs than the recipe asks for: refused, nothing written
+    record = provenance.check_training(recipe, latest_checkpoint(ckpt_dir) if train_cfg.resume == "auto" else None)
     step = _resume(recipe, train_cfg, accelerator, ckpt_dir)  # a checkpoint that does not fit: nothing written
     resumed_from = step
     if accelerator.is_main_process:
@@ -115,8 +121,9 @@ def train(recipe: Recipe, build_task: Callable[[Recipe], TaskSpec], reporter: Re
             **{s.name: {"global": s.global_batch, "per_process": s.per_process} for s in side_streams},
         })
         remove_incomplete(ckpt_dir)
-        if task.write_records is not None:
-            task.write_records(stage_dir)
+        provenance.record_training(recipe, record, complete=False)
+        if task.write_files is not None:
+            task.write_files(stage_dir)
     accelerator.wait_for_everyone()
     writer = _tensorboard(stage_dir) if accelerator.is_main_process else None
     stopper = _SignalFlag()
@@ -184,6 +191,7 @@ def train(recipe: Recipe, build_task: Callable[[Recipe], TaskSpec], reporter: Re
     if accelerator.is_main_process:
         save_weights(weights, accelerator.unwrap_model(model),
                      {"task": recipe.task, "backbone": recipe.model.backbone, "steps": step, **task.meta})
+        provenance.record_training(recipe, record, complete=True)
     accelerator.wait_for_everyone()
     return TrainResult(stage_dir, weights, step, losses[-1] if losses else float("nan"),
                        time.perf_counter() - started, accelerator.num_processes, resumed_from, losses)

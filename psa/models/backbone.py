@@ -1,7 +1,8 @@
 """A timm feature extractor at output stride 8: the last three stages, all at stride 8.
 
-Weights come from (in this order) a local file (`model.weights`), the timm hub
-(`model.pretrained: true`), or nowhere (random init). Nothing is downloaded unless the
+Weights come from (in this order) a local file or a package's file (`model.weights`), the timm
+hub (`model.pretrained: true`; `model.backbone: resnet50.tv_in1k` names which weights), or
+nowhere (random init). Nothing is downloaded unless the
 recipe asks for pretrained weights.
 """
 
@@ -13,8 +14,9 @@ import torch
 from torch import nn
 
 from ..config import ModelConfig
-from ..constants import FEATURE_STRIDE
+from ..constants import FEATURE_STRIDE, IMAGENET_MEAN, IMAGENET_STD
 from ..errors import PsaError
+from .weights import resolve_weights
 
 OUT_INDICES = (2, 3, 4)  # the stages at strides 8, 8 (dilated), 8 (dilated)
 
@@ -27,8 +29,20 @@ class Backbone(nn.Module):
         self.body = body
         self.name = name
         self.channels: list[int] = list(body.feature_info.channels())
+        # Inputs arrive normalised with the ImageNet mean/std (psa.data.transforms.normalize);
+        # models trained with other statistics (tf_efficientnet_*: 0.5/0.5) get them re-mapped
+        # here, so one normalisation serves every stage. Not saved: it follows from the name.
+        cfg = getattr(body, "pretrained_cfg", None) or {}
+        mean, std = cfg.get("mean", IMAGENET_MEAN), cfg.get("std", IMAGENET_STD)
+        self.remap = tuple(mean) != IMAGENET_MEAN or tuple(std) != IMAGENET_STD
+        scale = torch.tensor(IMAGENET_STD) / torch.tensor(std)
+        shift = (torch.tensor(IMAGENET_MEAN) - torch.tensor(mean)) / torch.tensor(std)
+        self.register_buffer("input_scale", scale.view(1, 3, 1, 1), persistent=False)
+        self.register_buffer("input_shift", shift.view(1, 3, 1, 1), persistent=False)
 
     def forward(self, x: torch.Tensor) -> list[torch.Tensor]:
+        if self.remap:
+            x = x * self.input_scale.to(x.dtype) + self.input_shift.to(x.dtype)
         return self.body(x)
 
 
@@ -36,8 +50,7 @@ def build_backbone(cfg: ModelConfig, load_weights: bool = True) -> Backbone:
     """`load_weights=False` skips ImageNet weights (a checkpoint will overwrite them anyway)."""
     import timm
 
-    if cfg.backbone not in timm.list_models():
-        raise PsaError(f"recipe key 'model.backbone': unknown timm model {cfg.backbone!r}")
+    check_backbone_name(cfg.backbone)
     kwargs = dict(features_only=True, output_stride=FEATURE_STRIDE, out_indices=OUT_INDICES)
     try:
         body = timm.create_model(cfg.backbone, pretrained=False, **kwargs)
@@ -45,7 +58,7 @@ def build_backbone(cfg: ModelConfig, load_weights: bool = True) -> Backbone:
         raise PsaError(f"recipe key 'model.backbone': {cfg.backbone} cannot run at output stride 8 "
                        f"with features_only ({err})") from None
     if load_weights and cfg.weights:
-        _load_local_weights(body, cfg.backbone, Path(cfg.weights))
+        _load_local_weights(body, cfg.backbone, resolve_weights(cfg.weights))
     elif load_weights and cfg.pretrained:
         _load_hub_weights(body, cfg.backbone, kwargs)
     if cfg.freeze_bn:
@@ -55,6 +68,21 @@ def build_backbone(cfg: ModelConfig, load_weights: bool = True) -> Backbone:
     if cfg.freeze_stem:
         freeze_before_first_output(body)
     return Backbone(body, cfg.backbone)
+
+
+def check_backbone_name(name: str) -> None:
+    """A timm architecture ("resnet50"), optionally with a pretrained tag ("resnet50.tv_in1k")
+    that says which ImageNet weights `model.pretrained` fetches; without a tag timm picks its
+    default (for resnet50: a1_in1k, not the classic torchvision weights). Checked offline."""
+    import timm
+
+    arch, _, tag = name.partition(".")
+    if arch not in timm.list_models():
+        raise PsaError(f"recipe key 'model.backbone': unknown timm model {arch!r}")
+    if tag and name not in timm.list_models(pretrained=True):
+        tags = [m.partition(".")[2] for m in timm.list_models(pretrained=True) if m.partition(".")[0] == arch]
+        raise PsaError(f"recipe key 'model.backbone': timm has no weights {tag!r} for {arch} "
+                       f"(known: {', '.join(tags) or 'none'})")
 
 
 def freeze_before_first_output(body: nn.Module) -> None:

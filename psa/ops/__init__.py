@@ -2,10 +2,10 @@
 affinity labels, affinities and their loss, the random walk, and the dense CRF."""
 
 from .affinity import affinity_loss, pair_affinity
-from .affinity_labels import pair_labels
+from .affinity_labels import label_affinity, pair_labels
 from .crf import dense_crf
 from .neighbors import pair_offsets, shift_pairs
 from .random_walk import random_walk, transition_matrix
 
-__all__ = ["pair_offsets", "shift_pairs", "pair_labels", "pair_affinity", "affinity_loss",
+__all__ = ["pair_offsets", "shift_pairs", "pair_labels", "label_affinity", "pair_affinity", "affinity_loss",
            "random_walk", "transition_matrix", "dense_crf"]

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Mapping
+from typing import Callable, Mapping
 
 import torch
 
@@ -73,32 +73,43 @@ def pair_affinity(features: torch.Tensor, radius: int = 5) -> torch.Tensor:
     return _PairAffinity.apply(features, radius)
 
 
-def affinity_loss(aff: torch.Tensor, labels: Mapping[str, torch.Tensor]) -> tuple[torch.Tensor, dict]:
+def affinity_loss(aff: torch.Tensor, labels: Mapping[str, torch.Tensor],
+                  reduce_counts: Callable[[torch.Tensor], torch.Tensor] | None = None) -> tuple[torch.Tensor, dict]:
     """The reference loss (§3.3): L_bg/4 + L_fg/4 + L_neg/2, each term the mean over its pairs
     of the whole batch (count + 1e-5) of -log(aff + 1e-5) (bg, fg) or -log(1 + 1e-5 - aff) (neg).
 
     `labels` holds bool (or 0/1) tensors "bg", "fg", "neg" shaped like `aff`, as returned by
     `pair_labels`. Returns (loss, parts) with parts = {bg_loss, fg_loss, neg_loss, bg_count,
-    fg_count, neg_count} as detached scalar tensors, for logging."""
+    fg_count, neg_count} as detached scalar tensors, for logging.
+
+    When `aff` is one part of a larger batch (one process of several), `reduce_counts` maps
+    this part's pair counts, a tensor (bg, fg, neg), to those of the whole batch (e.g.
+    `psa.engine.distributed.global_sum`). Each term then divides this part's sum by the
+    whole batch's count, so the losses (and gradients) of the parts add up to those of the
+    whole batch; the counts in `parts` are the whole batch's. Without it, this batch is whole."""
     missing = [key for key in ("bg", "fg", "neg") if key not in labels]
     if missing:
         raise PsaError(f"affinity_loss labels miss key {missing[0]!r}")
-    parts = {}
-    terms = {}
-    for key in ("bg", "fg", "neg"):
+    keys = ("bg", "fg", "neg")
+    masks, sums = {}, {}
+    for key in keys:
         mask = labels[key]
         if tuple(mask.shape) != tuple(aff.shape):
             raise PsaError(f"affinity_loss label {key!r} has shape {tuple(mask.shape)}, "
                            f"affinities have {tuple(aff.shape)}")
-        mask = mask.to(device=aff.device, dtype=aff.dtype)
-        total = mask.sum()
-        count = total + EPS
-        if key == "neg":
-            nll = -torch.log(1 + EPS - aff)
-        else:
-            nll = -torch.log(aff + EPS)
-        terms[key] = (mask * nll).sum() / count
+        masks[key] = mask.to(device=aff.device, dtype=aff.dtype)
+        nll = -torch.log(1 + EPS - aff) if key == "neg" else -torch.log(aff + EPS)
+        sums[key] = (masks[key] * nll).sum()
+    counts = torch.stack([masks[key].sum() for key in keys]).detach()
+    if reduce_counts is not None:
+        counts = reduce_counts(counts)
+        if tuple(counts.shape) != (3,):
+            raise PsaError(f"affinity_loss reduce_counts must return 3 counts, got shape {tuple(counts.shape)}")
+    parts = {}
+    terms = {}
+    for i, key in enumerate(keys):
+        terms[key] = sums[key] / (counts[i] + EPS)
         parts[f"{key}_loss"] = terms[key].detach()
-        parts[f"{key}_count"] = total.detach()
+        parts[f"{key}_count"] = counts[i]
     loss = terms["bg"] / 4 + terms["fg"] / 4 + terms["neg"] / 2
     return loss, parts

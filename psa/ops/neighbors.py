@@ -62,3 +62,27 @@ def overlap(dy: int, dx: int, height: int, width: int) -> tuple[slice, slice, sl
     y0, x0 = max(0, -dy), max(0, -dx)
     return (slice(y0, y0 + rows), slice(x0, x0 + cols),
             slice(y0 + dy, y0 + dy + rows), slice(x0 + dx, x0 + dx + cols))
+
+
+PAIR_SETS = ("all", "reference")
+
+
+def reference_pair_mask(radius: int, height: int, width: int, device=None) -> torch.Tensor:
+    """bool (K, H, W) in the layout of `pair_offsets(radius)`: True for the pairs the
+    reference code uses (`tool/pyutils.get_indices_of_pairs` for the random walk,
+    `ExtractAffinityLabelInRadius` for training), i.e. those whose first pixel lies outside
+    the bottom r-1 rows and the left and right r-1 columns (their partners are then always
+    inside the map). Pairs lying wholly in those bands are missing there; psa's "all" keeps them."""
+    floor = radius - 1
+    count = len(pair_offsets(radius))
+    mask = torch.zeros((count, height, width), dtype=torch.bool, device=device)
+    if height > floor and width > 2 * floor:
+        mask[:, : height - floor, floor: width - floor] = True
+    return mask
+
+
+def restrict_pairs(pairs: str, radius: int, height: int, width: int, device=None) -> torch.Tensor | None:
+    """None for pairs="all" (every in-map pair), the reference's mask for "reference"."""
+    if pairs not in PAIR_SETS:
+        raise PsaError(f"pairs must be one of {', '.join(PAIR_SETS)}, got {pairs!r}")
+    return None if pairs == "all" else reference_pair_mask(radius, height, width, device)

@@ -5,6 +5,10 @@ elementwise, normalises its columns (T = A / A.sum(0)), squares T logt times and
 the CAM (C, N) by T^(2^logt). Every node only has the 2K partners of the half-disc (and
 itself), so here T is a sparse CSR matrix with at most 2K+1 entries per row, and the walk is
 2^logt sparse @ dense products: O(h·w·K) memory instead of O(N²), on the inputs' device.
+
+pairs="all" (the default) puts every pair of the half-disc inside the map into A; the
+reference's A only has the pairs whose first node lies outside the bottom r-1 rows and the
+left/right r-1 columns (`tool/pyutils.get_indices_of_pairs`), which pairs="reference" restores.
 """
 
 from __future__ import annotations
@@ -14,7 +18,7 @@ import warnings
 import torch
 
 from ..errors import PsaError
-from .neighbors import pair_offsets, shift_pairs
+from .neighbors import pair_offsets, restrict_pairs, shift_pairs
 
 
 def _full_offsets(radius: int) -> list[tuple[int, int]]:
@@ -29,6 +33,12 @@ def _as_batched(name: str, tensor: torch.Tensor) -> tuple[torch.Tensor, bool]:
         shape = tuple(getattr(tensor, "shape", ()))
         raise PsaError(f"random walk {name} must be (N, h, w) or (B, N, h, w), got shape {shape}")
     return (tensor, True) if tensor.dim() == 4 else (tensor.unsqueeze(0), False)
+
+
+def _keep_pairs(affinity: torch.Tensor, radius: int, pairs: str) -> torch.Tensor:
+    """Affinity 0 for the pairs left out: A^β then has no entry there, as in a matrix without them."""
+    keep = restrict_pairs(pairs, radius, *affinity.shape[-2:], device=affinity.device)
+    return affinity if keep is None else affinity * keep
 
 
 def _check_affinity(affinity: torch.Tensor, radius: int) -> int:
@@ -84,24 +94,28 @@ def _build(affinity: torch.Tensor, beta: float, radius: int, dtype: torch.dtype,
 
 
 @torch.no_grad()
-def transition_matrix(affinity: torch.Tensor, beta: float = 8.0, radius: int = 5) -> torch.Tensor:
-    """The reference's transition matrix T = A^β / A^β.sum(0) as a sparse CSR tensor (N, N)
-    for affinity (K, h, w) (N = h·w, node index y·w + x), or block-diagonal (B·N, B·N) for
-    (B, K, h, w). A is symmetric with A[p,q] = A[q,p] = affinity of the pair, unit diagonal.
+def transition_matrix(affinity: torch.Tensor, beta: float = 8.0, radius: int = 5,
+                      pairs: str = "all") -> torch.Tensor:
+    """The transition matrix T = A^β / A^β.sum(0) as a sparse CSR tensor (N, N) for affinity
+    (K, h, w) (N = h·w, node index y·w + x), or block-diagonal (B·N, B·N) for (B, K, h, w).
+    A is symmetric with A[p,q] = A[q,p] = affinity of the pair, unit diagonal, over every pair
+    (pairs="all") or the reference's pairs only ("reference", see the module docstring).
     One walk step on a CAM (C, N) is `cam @ T`. float32 (float64 for float64 input)."""
     affinity, _ = _as_batched("affinity", affinity)
     _check_affinity(affinity, radius)
     dtype = torch.promote_types(affinity.dtype, torch.float32)
-    return _build(affinity, beta, radius, dtype, column_stochastic=True)
+    return _build(_keep_pairs(affinity, radius, pairs), beta, radius, dtype, column_stochastic=True)
 
 
 @torch.no_grad()
 def random_walk(cam: torch.Tensor, affinity: torch.Tensor, beta: float = 8.0, logt: int = 8,
-                radius: int = 5) -> torch.Tensor:
+                radius: int = 5, pairs: str = "all") -> torch.Tensor:
     """Propagate `cam` (C, h, w) or (B, C, h, w) over `affinity` (K, h, w) or (B, K, h, w),
     laid out as `pair_affinity` (value of the pair (y,x)–(y+dy_k, x+dx_k); ignored where that
-    partner is outside): returns cam @ T^(2^logt) reshaped like `cam`, equal to the reference's
-    dense computation, via 2^logt sparse products on the inputs' device. Not differentiable.
+    partner is outside): returns cam @ T^(2^logt) reshaped like `cam` (T of
+    `transition_matrix`, over every pair or, with pairs="reference", the reference's pairs
+    only), equal to the dense computation, via 2^logt sparse products on the inputs' device.
+    Not differentiable.
 
     On the CPU it uses torch's intra-op threads; each step is a small kernel, so processes
     sharing the cores should run with one thread each (see BENCHMARKS.md)."""
@@ -120,7 +134,8 @@ def random_walk(cam: torch.Tensor, affinity: torch.Tensor, beta: float = 8.0, lo
         raise PsaError(f"random walk beta must be > 0, got {beta!r}")
     batch, channels, height, width = cam.shape
     dtype = torch.promote_types(cam.dtype, torch.float32)
-    step = _build(affinity.to(cam.device), beta, radius, dtype, column_stochastic=False)
+    step = _build(_keep_pairs(affinity.to(cam.device), radius, pairs), beta, radius, dtype,
+                  column_stochastic=False)
 
     # (B·N, C) node-major; channels padded to a multiple of 8, which the CPU kernel prefers
     padded = -(-channels // 8) * 8

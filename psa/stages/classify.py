@@ -30,7 +30,8 @@ def evaluate_classifier(recipe: Recipe, split: str | None = None, reporter: Repo
     accelerator = make_accelerator(recipe)
     items = items_for(recipe, [split])
     classes = list(items[0].source.classes)
-    model = load_trained(recipe, "cam", lambda meta: build_cam_model(recipe, len(meta["classes"]), load_weights=False))
+    model = load_trained(recipe, "cam", lambda meta: build_cam_model(recipe, len(meta["classes"]), load_weights=False),
+                         classes=classes)
     model.to(accelerator.device)
 
     logits = np.zeros((len(items), len(classes) - 1), dtype=np.float64)

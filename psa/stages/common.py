@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Callable
+from typing import Callable, Sequence
 
 import torch
 
@@ -43,11 +43,26 @@ def default_splits(recipe: Recipe, override: str) -> list[str]:
     return list(dict.fromkeys([recipe.data.train_split, recipe.data.eval_split]))
 
 
-def load_trained(recipe: Recipe, stage: str, build: Callable[[dict], torch.nn.Module]) -> torch.nn.Module:
+def load_trained(recipe: Recipe, stage: str, build: Callable[[dict], torch.nn.Module],
+                 classes: Sequence[str] | None = None) -> torch.nn.Module:
     """A stage's trained network in eval mode: the checkpoint is read once, its metadata (class
-    list, ...) tells `build(meta)` the model's shape, then the weights go in."""
+    list, ...) tells `build(meta)` the model's shape, then the weights go in. A checkpoint made
+    for other classes, another radius or head than the recipe asks is refused in one line
+    (also for weights without a provenance record)."""
     path = recipe.stage_dir(stage) / WEIGHTS_FILE
     state, meta = load_weights(path, stage, recipe.model.backbone)
+    asked = {"data.classes": list(classes) if classes is not None else None}
+    if stage == "affinity":
+        asked["affinity.radius"] = recipe.affinity.radius
+    if stage == "seg":
+        asked["seg.head"] = recipe.seg.head
+    recorded = {"data.classes": meta.get("classes"), "affinity.radius": meta.get("radius"), "seg.head": meta.get("head")}
+    for key, value in asked.items():
+        old = recorded[key]
+        if value is None or old is None:
+            continue
+        if (list(old) if isinstance(old, (list, tuple)) else old) != value:
+            raise PsaError(f"checkpoint {path} was trained with {key}={old!r}, the recipe says {key}={value!r}")
     model = build(meta)
     try:
         model.load_state_dict(state)

@@ -26,15 +26,61 @@ from ..io import atomic_write_json, remove_stale_temp_files, save_image
 from ..metrics import confusion_matrix, segmentation_scores
 from ..ops.cam import cam_prediction
 from ..ops.crf import dense_crf
+from ..provenance import Provenance, StageSpec, check_upstream, remove_output, write_record
 from ..viz import colorize_label, iou_bar_chart, side_by_side
 from .common import items_for
 from .export_cams import CAMS_DIR, load_cam_file
 from .random_walk import PSEUDO_DIR, SCORES_DIR, to_probabilities, upsample_scores
 
-SOURCE_OF_TASK = {"cam": "cam", "affinity": "rw", "seg": "seg"}
+SOURCE_OF_TASK = {"cam": "cam", "affinity": "rw", "seg": "seg", "cps": "cps"}
 STAGE_OF_SOURCE = {source: stage for stage, source in SOURCE_OF_TASK.items()}
 SOURCES = tuple(STAGE_OF_SOURCE)  # what tools/eval.py --source accepts
+NETWORK_SOURCES = ("seg", "cps")  # label maps written by tools/predict.py
 SEG_PRED_DIR = "pred"  # under <run>/seg/, written by tools/predict.py
+
+
+def network_pred_dir(recipe: Recipe, source: str) -> Path:
+    """Where tools/predict.py writes a network's label maps: <run>/seg/pred, or for the CPS
+    pair <run>/cps/pred_mean | pred_first (cps.predict_with), so the two never mix."""
+    if source == "cps":
+        return recipe.stage_dir("cps") / f"{SEG_PRED_DIR}_{recipe.cps.predict_with}"
+    return recipe.stage_dir("seg") / SEG_PRED_DIR
+
+
+def eval_name(recipe: Recipe, source: str, crf: bool, pred_dir: str | None) -> str:
+    base = f"pred_{Path(pred_dir).name}" if pred_dir else (
+        f"cps_{recipe.cps.predict_with}" if source == "cps" else source)
+    return base + ("_crf" if crf else "")
+
+
+def _default_split(recipe: Recipe, source: str, pred_dir: str | None) -> str:
+    return recipe.data.val_split if source in NETWORK_SOURCES and pred_dir is None else recipe.data.eval_split
+
+
+def eval_spec(source: str, crf: bool = False, pred_dir: str | None = None, split: str | None = None) -> StageSpec:
+    """What an evaluation's metrics depend on (psa/provenance.py); a key it reads belongs here.
+    Recorded in eval/<name>/provenance.json."""
+    reads = ["eval.num_pictures", "run.mixed_precision"]
+    if source == "cam" and pred_dir is None:
+        reads += ["cam.bg_threshold"] + ([] if crf else ["eval.bg_sweep"])
+    if source == "cps" and pred_dir is None:
+        reads.append("cps.predict_with")  # names the prediction folder; the network is checked by its metadata
+    if crf:
+        reads.append("crf")
+    if split is None:
+        reads.append("data.val_split" if source in NETWORK_SOURCES and pred_dir is None else "data.eval_split")
+    upstream = () if pred_dir else {"cam": ("export_cams",), "rw": ("random_walk",), "seg": ("predict_seg",),
+                                    "cps": ()}[source]
+
+    def folder(recipe: Recipe) -> Path:
+        return recipe.stage_dir(STAGE_OF_SOURCE.get(source, recipe.task)) / "eval" / eval_name(
+            recipe, source, crf, pred_dir)
+
+    def splits(recipe: Recipe) -> list[str]:
+        return [split or _default_split(recipe, source, pred_dir)]
+
+    return StageSpec(reads=tuple(reads), ignores=("run.seed",), record=lambda r: folder(r) / "provenance.json",
+                     outputs=lambda r: [folder(r)], splits=splits, upstream=lambda r: upstream)
 
 
 def sweep_thresholds(recipe: Recipe) -> list[float]:
@@ -49,11 +95,16 @@ def evaluate(recipe: Recipe, source: str | None = None, crf: bool = False, pred_
     source = source or SOURCE_OF_TASK[recipe.task]
     if pred_dir is None and source not in SOURCES:
         raise PsaError(f"unknown prediction source {source!r}; choose one of {', '.join(SOURCES)} or --pred DIR")
-    if crf and (pred_dir is not None or source == "seg"):
+    if crf and (pred_dir is not None or source in NETWORK_SOURCES):
         raise PsaError("--crf needs class scores: it works with the cam and rw sources "
-                       "(for the segmentation network use tools/predict.py --crf)")
-    split = split or (recipe.data.val_split if source == "seg" and pred_dir is None else recipe.data.eval_split)
-    name = (f"pred_{Path(pred_dir).name}" if pred_dir else source) + ("_crf" if crf else "")
+                       "(for the segmentation networks use tools/predict.py --crf)")
+    spec = eval_spec(source, crf, pred_dir, split)
+    name = eval_name(recipe, source, crf, pred_dir)
+    step = f"eval_{name}"
+    prov = Provenance(recipe)
+    check_upstream(recipe, step, prov, spec)  # predictions made for another recipe: refused, naming the key
+    expected = prov.expected(step, spec=spec, extra={"pred_dir": str(Path(pred_dir).resolve())} if pred_dir else None)
+    split = split or _default_split(recipe, source, pred_dir)
     stage = recipe.stage_dir(STAGE_OF_SOURCE.get(source, recipe.task))
     out_dir = stage / "eval" / name
 
@@ -96,7 +147,11 @@ def evaluate(recipe: Recipe, source: str | None = None, crf: bool = False, pred_
         metrics["best_bg_threshold"] = float(best)
         metrics["best_sweep_miou"] = table[best]
     if accelerator.is_main_process:
+        if out_dir.is_symlink():  # shared by a sweep with a run whose result this is not: ours now
+            out_dir.unlink()
+        remove_output(out_dir / "pictures")  # pictures of an earlier evaluation are not this one's
         _write_outputs(out_dir, stage, metrics, pictures, classes)
+        write_record(spec.record(recipe), expected, complete=True)
     accelerator.wait_for_everyone()
     return metrics
 
@@ -119,11 +174,13 @@ class _Predictor:
                 raise PsaError(f"prediction folder not found: {pred_dir}")
         else:
             self.folder = {
-                "cam": recipe.stage_dir("cam") / CAMS_DIR,
-                "rw": recipe.stage_dir("affinity") / (SCORES_DIR if crf else PSEUDO_DIR),
-                "seg": recipe.stage_dir("seg") / SEG_PRED_DIR,
-            }[source]
-        self.kind = "png" if pred_dir is not None or source == "seg" or (source == "rw" and not crf) else source
+                "cam": lambda: recipe.stage_dir("cam") / CAMS_DIR,
+                "rw": lambda: recipe.stage_dir("affinity") / (SCORES_DIR if crf else PSEUDO_DIR),
+                "seg": lambda: network_pred_dir(recipe, "seg"),
+                "cps": lambda: network_pred_dir(recipe, "cps"),
+            }[source]()  # only the source's own keys are read (provenance)
+        self.kind = ("png" if pred_dir is not None or source in NETWORK_SOURCES or (source == "rw" and not crf)
+                     else source)
 
     def _path(self, image_id: str) -> Path:
         path = self.folder / f"{image_id}.{'png' if self.kind == 'png' else 'npz'}"

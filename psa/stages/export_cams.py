@@ -12,11 +12,24 @@ from ..engine.accel import make_accelerator, shard
 from ..engine.report import Reporter
 from ..io import atomic_write_json, save_label_png, save_npz
 from ..ops.cam import cam_prediction, confident_labels, multiscale_cam
+from ..provenance import Provenance, StageSpec, begin_stage, check_upstream, finish_stage, matches
 from ..tasks.cam import build_cam_model
 from .common import default_splits, items_for, load_trained, output_dirs
 
 CAMS_DIR, LABELS_DIR, PRED_DIR = "cams", "labels", "pred"
 DONE_FILE = "export_done.json"
+
+# What the exported files depend on (psa/provenance.py); a key this stage reads belongs here.
+SPEC = StageSpec(
+    reads=("cam.scales", "cam.flip", "cam.low_alpha", "cam.high_alpha", "cam.bg_threshold", "cam.export_split",
+           "crf", "model.backbone", "model.freeze_bn", "model.freeze_stem", "run.mixed_precision",
+           "data.train_split", "data.eval_split"),
+    ignores=("run.seed",),
+    record=lambda r: r.stage_dir("cam") / "export.provenance.json",
+    outputs=lambda r: [r.stage_dir("cam") / name for name in (CAMS_DIR, LABELS_DIR, PRED_DIR, DONE_FILE)],
+    splits=lambda r: default_splits(r, r.cam.export_split),
+    upstream=lambda r: ("train_cam",),
+)
 
 
 def load_cam_file(path) -> tuple[np.ndarray, np.ndarray]:
@@ -27,25 +40,41 @@ def load_cam_file(path) -> tuple[np.ndarray, np.ndarray]:
 
 def export_cams(recipe: Recipe, reporter: Reporter | None = None) -> dict:
     reporter = reporter or Reporter()
+    prov = Provenance(recipe)
+    check_upstream(recipe, "export_cams", prov)  # CAMs of a classifier the recipe no longer describes: refused
     accelerator = make_accelerator(recipe)
     stage = recipe.stage_dir("cam")
     folders = {name: stage / name for name in (CAMS_DIR, LABELS_DIR, PRED_DIR)}
     items = items_for(recipe, default_splits(recipe, recipe.cam.export_split))
-    model = load_trained(recipe, "cam", lambda meta: build_cam_model(recipe, len(meta["classes"]), load_weights=False))
-    model.to(accelerator.device)
-    if accelerator.is_main_process:
-        output_dirs(recipe, *folders.values())
-    accelerator.wait_for_everyone()
-
+    current = matches(SPEC.record(recipe), prov.expected("export_cams"), complete=False)
     mine = shard(items, accelerator)
-    started, done, skipped = time.perf_counter(), 0, 0
-    reporter.start("export CAMs", total=len(mine))
-    for position, item in enumerate(mine, 1):
-        paths = {
+
+    def outputs_of(item) -> dict:
+        return {
             CAMS_DIR: folders[CAMS_DIR] / f"{item.image_id}.npz",
             PRED_DIR: folders[PRED_DIR] / f"{item.image_id}.png",
             LABELS_DIR: folders[LABELS_DIR] / f"{item.image_id}.png",
         }
+
+    # the model is loaded (and checked) only when there is something to compute: a finished,
+    # unchanged export is skipped from file names alone
+    todo = not current or not all(p.is_file() for item in mine for p in outputs_of(item).values())
+    model = None
+    if todo:
+        model = load_trained(recipe, "cam", lambda meta: build_cam_model(recipe, len(meta["classes"]), load_weights=False),
+                             classes=items[0].source.classes)
+        model.to(accelerator.device)
+    if accelerator.is_main_process:
+        output_dirs(recipe, *folders.values())
+        expected, reason = begin_stage(recipe, "export_cams", prov)  # stale outputs removed: recomputed
+        if reason:
+            reporter.log(reason)
+    accelerator.wait_for_everyone()
+
+    started, done, skipped = time.perf_counter(), 0, 0
+    reporter.start("export CAMs", total=len(mine))
+    for position, item in enumerate(mine, 1):
+        paths = outputs_of(item)
         if all(p.is_file() for p in paths.values()):
             skipped += 1
         else:
@@ -66,4 +95,5 @@ def export_cams(recipe: Recipe, reporter: Reporter | None = None) -> dict:
                "seconds": round(time.perf_counter() - started, 2), "processes": accelerator.num_processes}
     if accelerator.is_main_process:
         atomic_write_json(stage / DONE_FILE, summary)
+        finish_stage(recipe, "export_cams", expected)
     return summary

@@ -15,14 +15,27 @@ from ..data import build_source
 from ..data.base import check_files
 from ..data import transforms as T
 from ..engine.checkpoints import WEIGHTS_FILE, load_weights
+from ..engine.distributed import global_sum, world_size
 from ..engine.trainer import TaskSpec
 from ..errors import PsaError
 from ..models import AffinityNet, build_backbone
+from ..provenance import StageSpec
 from ..ops import affinity_loss, pair_labels
 from ..viz import colorize_label, side_by_side
-from .common import denormalize
+from .common import apply_freeze_backbone, denormalize
 
 LABELS_DIR = "labels"  # confident labels written by the CAM export, under <run>/cam/
+
+# What the trained AffinityNet depends on (psa/provenance.py): the confident labels of the CAM
+# export, and the CAM classifier's weights when it starts from them.
+SPEC = StageSpec(
+    reads=("model", "affinity", "run.seed", "run.mixed_precision", "data.train_split"),
+    record=lambda r: r.stage_dir("affinity") / "train.provenance.json",
+    outputs=lambda r: [r.stage_dir("affinity") / WEIGHTS_FILE],
+    splits=lambda r: [r.data.train_split],
+    upstream=lambda r: ("export_cams", "train_cam") if r.affinity.init == "cam" else ("export_cams",),
+    training=True,
+)
 
 
 def confident_label_path(recipe: Recipe, image_id: str) -> Path:
@@ -60,15 +73,20 @@ class AffinityTrainDataset(Dataset):
         tensor, label = T.random_crop(T.normalize(image), torch.from_numpy(np.ascontiguousarray(label)),
                                       self.cfg.crop_size, fill=self.fill)
         small = torch.as_tensor(T.downsample_label(label, FEATURE_STRIDE))
-        pairs = pair_labels(small, self.cfg.radius)
+        pairs = pair_labels(small, self.cfg.radius, self.cfg.pairs)
         return {"image": tensor, "label": small, **pairs}
 
 
 def affinity_loss_fn(radius: int):
     def loss_fn(model, batch: dict) -> tuple[torch.Tensor, dict]:
         aff = model(batch["image"], radius)
-        loss, parts = affinity_loss(aff.float(), {k: batch[k] for k in ("bg", "fg", "neg")})
-        return loss, parts
+        labels = {k: batch[k] for k in ("bg", "fg", "neg")}
+        # pair counts of the global batch, ×N against DDP's gradient mean (engine/distributed.py):
+        # N processes then optimise exactly the loss of one process on the same global batch
+        loss, parts = affinity_loss(aff.float(), labels, reduce_counts=global_sum)
+        scale = world_size()
+        parts = {k: v * scale if k.endswith("_loss") else v for k, v in parts.items()}
+        return loss * scale, parts
     return loss_fn
 
 
@@ -106,7 +124,8 @@ def build_affinity_task(recipe: Recipe) -> TaskSpec:
     check_files(source)
     radius = recipe.affinity.radius
     return TaskSpec(
-        name="affinity", train=recipe.affinity.train, model=build_affinity_model(recipe),
+        name="affinity", train=recipe.affinity.train,
+        model=apply_freeze_backbone(build_affinity_model(recipe), recipe.affinity.train.freeze_backbone),
         dataset=AffinityTrainDataset(source, recipe), loss_fn=affinity_loss_fn(radius),
         meta={"classes": list(source.classes), "radius": radius}, preview_fn=affinity_preview(radius),
     )

@@ -10,10 +10,24 @@ from ..config import CamConfig, LabeledConfig, Recipe
 from ..data import build_source
 from ..data.base import check_files
 from ..data import transforms as T
+from ..engine.checkpoints import WEIGHTS_FILE
 from ..engine.trainer import TaskSpec
 from ..models import CamNet, build_backbone
+from ..provenance import StageSpec
 from ..viz import overlay_cam
-from .common import denormalize
+from .common import apply_freeze_backbone, denormalize
+
+
+# What the trained classifier depends on (psa/provenance.py): a new key read while training
+# belongs here (or in `ignores` if it cannot change the weights).
+SPEC = StageSpec(
+    reads=("model", "cam.train", "cam.crop_size", "cam.resize_long", "cam.color_jitter", "run.seed",
+           "run.mixed_precision", "data.train_split", "cam.method", "cam.labeled", "cam.fixmatch", "cam.mixmatch"),
+    record=lambda r: r.stage_dir("cam") / "train.provenance.json",
+    outputs=lambda r: [r.stage_dir("cam") / WEIGHTS_FILE],
+    splits=lambda r: [r.data.train_split],
+    training=True,
+)
 
 
 class CamTrainDataset(Dataset):
@@ -45,6 +59,8 @@ def cam_augment(image, cfg: CamConfig) -> torch.Tensor:
 
 def cam_loss(model, batch: dict) -> tuple[torch.Tensor, dict]:
     logits = model(batch["image"])
+    # a mean over images: every process has the same number, so DDP's mean of the per-process
+    # gradients is already the gradient of the global batch's mean (no count to reduce)
     loss = F.multilabel_soft_margin_loss(logits, batch["target"])
     return loss, {}
 
@@ -78,7 +94,7 @@ def build_cam_task(recipe: Recipe) -> TaskSpec:
 
         return build_semi_cam_task(recipe, source)
     check_files(source, labels=True)
-    model = build_cam_model(recipe, len(source.classes))
+    model = apply_freeze_backbone(build_cam_model(recipe, len(source.classes)), recipe.cam.train.freeze_backbone)
     return TaskSpec(
         name="cam", train=recipe.cam.train, model=model, dataset=CamTrainDataset(source, recipe.cam),
         loss_fn=cam_loss, meta={"classes": list(source.classes)}, preview_fn=cam_preview,

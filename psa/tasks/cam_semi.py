@@ -24,6 +24,7 @@ from ..ops.semi_supervised import (
     confident_pseudo_labels, linear_rampup, masked_bce, mixmatch_lambda, mixup, sharpen,
 )
 from .cam import CamTrainDataset, build_cam_model, cam_augment, cam_loss, cam_preview
+from .common import apply_freeze_backbone
 
 
 class FixMatchUnlabeled(Dataset):
@@ -129,9 +130,10 @@ def build_semi_cam_task(recipe: Recipe, source) -> TaskSpec:
         loss_fn = fixmatch_loss(settings) if cam.method == "fixmatch" else mixmatch_loss(settings)
     ids = list(source.ids)
     return TaskSpec(
-        name="cam", train=cam.train, model=build_cam_model(recipe, len(source.classes)), dataset=labeled,
+        name="cam", train=cam.train, dataset=labeled,
+        model=apply_freeze_backbone(build_cam_model(recipe, len(source.classes)), cam.train.freeze_backbone),
         loss_fn=loss_fn, preview_fn=cam_preview, side=side,
         meta={"classes": list(source.classes), "method": cam.method, "labeled": len(split.labeled),
               "unlabeled": len(split.unlabeled)},
-        write_records=lambda folder: write_split(folder, ids, split),
+        write_files=lambda folder: write_split(folder, ids, split),
     )

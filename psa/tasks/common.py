@@ -1,4 +1,4 @@
-"""Pieces the stage builders share: image de-normalisation for pictures."""
+"""Pieces the stage builders share: image de-normalisation for pictures, backbone freezing."""
 
 from __future__ import annotations
 
@@ -15,3 +15,11 @@ def denormalize(image: torch.Tensor) -> np.ndarray:
     rgb = (image.float() * std + mean).clamp(0, 1) * 255
     return rgb.permute(1, 2, 0).round().byte().cpu().numpy()
 
+
+
+def apply_freeze_backbone(model: torch.nn.Module, freeze: bool) -> torch.nn.Module:
+    """`<stage>.train.freeze_backbone`: only the stage's new layers learn (few images)."""
+    if freeze:
+        for param in model.backbone.parameters():
+            param.requires_grad_(False)
+    return model

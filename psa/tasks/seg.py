@@ -10,34 +10,59 @@ import torch.nn.functional as F
 from PIL import Image
 from torch.utils.data import Dataset
 
-from ..config import Recipe
+from ..config import Recipe, SegConfig
 from ..constants import IGNORE_INDEX
 from ..data import build_source
 from ..data.base import check_files
 from ..data import transforms as T
+from ..engine.distributed import global_sum, world_size
 from ..engine.trainer import TaskSpec
 from ..errors import PsaError
+from ..engine.checkpoints import WEIGHTS_FILE
 from ..models import SegNet, build_backbone
+from ..provenance import StageSpec
 from ..viz import colorize_label, side_by_side
-from .common import denormalize
+from .common import apply_freeze_backbone, denormalize
 
 PSEUDO_DIRS = {"pseudo": "pseudo", "pseudo_crf": "pseudo_crf"}  # under <run>/affinity/
 
+# What the trained segmentation network depends on (psa/provenance.py): the random walk's
+# pseudo masks, unless it learns from the ground truth.
+SPEC = StageSpec(
+    reads=("model", "seg.train", "seg.labels", "seg.crop_size", "seg.resize_range", "seg.color_jitter", "seg.head",
+           "run.seed", "run.mixed_precision", "data.train_split"),
+    record=lambda r: r.stage_dir("seg") / "train.provenance.json",
+    outputs=lambda r: [r.stage_dir("seg") / WEIGHTS_FILE],
+    splits=lambda r: [r.data.train_split],
+    upstream=lambda r: () if r.seg.labels == "gt" else ("random_walk",),
+    training=True,
+)
 
-def mask_folder(recipe: Recipe) -> Path | None:
+
+def mask_folder(recipe: Recipe, labels: str | None = None) -> Path | None:
     """Where the training masks come from (None = the dataset's ground truth)."""
-    if recipe.seg.labels == "gt":
+    labels = labels or recipe.seg.labels
+    if labels == "gt":
         return None
-    return recipe.stage_dir("affinity") / PSEUDO_DIRS[recipe.seg.labels]
+    return recipe.stage_dir("affinity") / PSEUDO_DIRS[labels]
+
+
+def augment(image: np.ndarray, mask: np.ndarray, cfg: SegConfig) -> tuple[torch.Tensor, torch.Tensor]:
+    """Random scale, flip, colour jitter and crop of an image and its mask (padding: mask 255)."""
+    image, mask = T.random_scale(image, mask, *cfg.resize_range)
+    image, mask = T.random_hflip(image, mask)
+    image = T.color_jitter(image, cfg.color_jitter)
+    return T.random_crop(T.normalize(image), torch.from_numpy(np.ascontiguousarray(mask)), cfg.crop_size, fill=0.0)
 
 
 class SegTrainDataset(Dataset):
-    def __init__(self, source, recipe: Recipe):
+    def __init__(self, source, recipe: Recipe, section: str = "seg"):
+        """`section`: the recipe section of the training task (seg, or cps for its labelled images)."""
         self.source = source
-        self.cfg = recipe.seg
-        self.folder = mask_folder(recipe)
+        self.cfg = getattr(recipe, section)
+        self.folder = mask_folder(recipe, self.cfg.labels)
         if self.folder is None and not source.has_masks:
-            raise PsaError("seg.labels=gt needs a dataset with ground-truth masks")
+            raise PsaError(f"{section}.labels=gt needs a dataset with ground-truth masks")
         if self.folder is not None:
             missing = [i for i in source.ids if not (self.folder / f"{i}.png").is_file()]
             if missing:
@@ -61,18 +86,28 @@ class SegTrainDataset(Dataset):
 
     def __getitem__(self, index: int) -> dict:
         image = self.source.load_image(index)
-        mask = self._mask(index, image.shape[:2])
-        image, mask = T.random_scale(image, mask, *self.cfg.resize_range)
-        image, mask = T.random_hflip(image, mask)
-        image = T.color_jitter(image, self.cfg.color_jitter)
-        tensor, mask = T.random_crop(T.normalize(image), torch.from_numpy(np.ascontiguousarray(mask)),
-                                     self.cfg.crop_size, fill=0.0)
+        tensor, mask = augment(image, self._mask(index, image.shape[:2]), self.cfg)
         return {"image": tensor, "mask": mask.long()}
+
+
+def masked_cross_entropy(logits: torch.Tensor, mask: torch.Tensor, reduce_count=None) -> torch.Tensor:
+    """Cross-entropy summed over the pixels whose mask is not IGNORE_INDEX, divided by their
+    number (at least 1, so an all-ignored batch gives 0, not NaN). `reduce_count` maps this
+    batch's count to that of the whole batch it is part of (e.g. a sum over processes)."""
+    logits = logits.to(torch.promote_types(logits.dtype, torch.float32))  # fp32 under AMP
+    total = F.cross_entropy(logits, mask, ignore_index=IGNORE_INDEX, reduction="sum")
+    count = (mask != IGNORE_INDEX).sum().to(total.dtype)
+    if reduce_count is not None:
+        count = reduce_count(count)
+    return total / count.clamp_min(1)
 
 
 def seg_loss(model, batch: dict) -> tuple[torch.Tensor, dict]:
     logits = model(batch["image"])
-    return F.cross_entropy(logits.float(), batch["mask"], ignore_index=IGNORE_INDEX), {}
+    # mean over the non-ignored pixels of the global batch, not of this process's share
+    # (their number differs between processes); ×N against DDP's gradient mean
+    loss = masked_cross_entropy(logits, batch["mask"], reduce_count=global_sum)
+    return loss * world_size(), {}
 
 
 def seg_preview(model: SegNet, batch: dict) -> dict:
@@ -83,15 +118,16 @@ def seg_preview(model: SegNet, batch: dict) -> dict:
             for i in range(images.shape[0])}
 
 
-def build_seg_model(recipe: Recipe, num_classes: int, load_weights: bool = True) -> SegNet:
-    return SegNet(build_backbone(recipe.model, load_weights=load_weights), num_classes, recipe.seg.head)
+def build_seg_model(recipe: Recipe, num_classes: int, load_weights: bool = True, head: str | None = None) -> SegNet:
+    return SegNet(build_backbone(recipe.model, load_weights=load_weights), num_classes, head or recipe.seg.head)
 
 
 def build_seg_task(recipe: Recipe) -> TaskSpec:
     source = build_source(recipe.data, recipe.data.train_split)
     check_files(source, masks=recipe.seg.labels == "gt")
     return TaskSpec(
-        name="seg", train=recipe.seg.train, model=build_seg_model(recipe, len(source.classes)),
+        name="seg", train=recipe.seg.train,
+        model=apply_freeze_backbone(build_seg_model(recipe, len(source.classes)), recipe.seg.train.freeze_backbone),
         dataset=SegTrainDataset(source, recipe), loss_fn=seg_loss,
         meta={"classes": list(source.classes), "head": recipe.seg.head}, preview_fn=seg_preview,
     )

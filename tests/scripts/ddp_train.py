@@ -1,6 +1,8 @@
 """Train under `accelerate launch` and let every rank save its own copy of the weights, so a
-test can check that DDP kept the ranks identical. Usage: ddp_train.py RECIPE [key=value ...]"""
+test can check that DDP kept the ranks identical; rank 0 also writes the steps and the
+per-step losses. Usage: ddp_train.py RECIPE [key=value ...]"""
 
+import json
 import sys
 from pathlib import Path
 
@@ -29,3 +31,6 @@ result = train(recipe, capturing(task_builder(recipe.task)))
 state = PartialState()
 torch.save({k: v.detach().cpu() for k, v in captured["model"].state_dict().items()},
            Path(recipe.run.dir) / f"rank{state.process_index}_of_{state.num_processes}.pt")
+if state.is_main_process:
+    (Path(recipe.run.dir) / f"result_of_{state.num_processes}.json").write_text(
+        json.dumps({"steps": result.steps, "losses": result.losses}))

@@ -1,0 +1,341 @@
+"""Provenance: every stage output records a fingerprint of exactly what made it.
+
+A stage declares, next to its code, a `StageSpec`: the recipe keys whose values change what
+it writes (`reads`), the keys it reads that do not (`ignores`), the data splits it reads and
+the upstream steps whose outputs it consumes. Its *record* is then a pure function of the
+recipe: those keys' values, the data identity (kind, root, class list, generator settings,
+the ids of each split) and the records of its upstream steps, hashed into a fingerprint.
+Nothing here opens an image file, so checking a finished stage stays cheap.
+
+A record is written as JSON next to the outputs; a later run compares it with the record its
+recipe asks for. `difference()` names the first key that changed and both values, descending
+into the upstream records, so an error can say "random_walk.beta was 8.0, the recipe now
+says 1.0" rather than "fingerprint mismatch".
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import hashlib
+import json
+import shutil
+from dataclasses import dataclass
+from fnmatch import fnmatchcase
+from pathlib import Path
+from typing import Any, Callable, Iterable, Optional
+
+from .config import Recipe
+from .errors import PsaError
+from .io import atomic_write_json
+
+# Read by some stage, never change a result: where to write, how fast, how often to log
+# (run.channels_last: a memory layout, the same model up to float rounding, like thread counts).
+OPERATIONAL_KEYS = (
+    "task", "run.dir", "run.num_workers", "run.min_free_mb", "run.deterministic", "run.channels_last", "pipeline",
+    "eval.crf_workers", "*.train.checkpoint_every", "*.train.keep_checkpoints", "*.train.resume",
+    "*.train.log_every", "*.train.images_per_epoch",
+)
+# What `psa.data.build_source` reads; it enters every record as the data identity instead.
+DATA_KEYS = ("data.kind", "data.root", "data.classes", "data.label_mode", "data.synthetic", "data.max_size")
+# In a training's fingerprint, but a checkpoint written under another value still resumes
+# (max_steps stops a run early; the LR schedule does not depend on it).
+RESUMABLE_KEYS = ("*.train.max_steps",)
+
+
+def _no_splits(recipe: Recipe) -> list[str]:
+    return []
+
+
+def _no_upstream(recipe: Recipe) -> tuple[str, ...]:
+    return ()
+
+
+@dataclass(frozen=True)
+class StageSpec:
+    """What one stage's output depends on, and where its record and outputs live."""
+
+    reads: tuple[str, ...]  # recipe keys or whole sections ("crf") that change the output
+    record: Callable[[Recipe], Path]  # the record file (JSON with "fingerprint")
+    outputs: Callable[[Recipe], list[Path]] = lambda recipe: []  # besides the record; a sweep links them
+    splits: Callable[[Recipe], list[str]] = _no_splits
+    upstream: Callable[[Recipe], tuple[str, ...]] = _no_upstream
+    ignores: tuple[str, ...] = ()  # keys it reads that do not change its output
+    training: bool = False  # its output is trained weights (refused, never silently redone)
+
+
+def key_matches(pattern: str, key: str) -> bool:
+    """'crf' covers 'crf.iterations'; '*' matches one path segment."""
+    pattern_parts, key_parts = pattern.split("."), key.split(".")
+    return len(pattern_parts) <= len(key_parts) and all(
+        fnmatchcase(k, p) for p, k in zip(pattern_parts, key_parts))
+
+
+def covered(key: str, patterns: Iterable[str]) -> bool:
+    return any(key_matches(p, key) for p in patterns)
+
+
+def flatten(recipe: Recipe) -> dict[str, Any]:
+    """{dotted key: value} of every leaf of the recipe."""
+    flat: dict[str, Any] = {}
+
+    def walk(node: Any, prefix: str) -> None:
+        for name, value in node.items():
+            key = f"{prefix}{name}"
+            if isinstance(value, dict):
+                walk(value, f"{key}.")
+            else:
+                flat[key] = value
+    walk(dataclasses.asdict(recipe), "")
+    return flat
+
+
+def fingerprint_of(inputs: dict, upstream: dict) -> str:
+    payload = {"inputs": inputs, "upstream": {name: rec["fingerprint"] for name, rec in upstream.items()}}
+    text = json.dumps(payload, sort_keys=True, default=str)
+    return hashlib.sha256(text.encode("utf-8")).hexdigest()[:16]
+
+
+def spec_of(step: str) -> StageSpec:
+    from .stages.pipeline import STEPS  # the registry of every step; imported late (it imports the stages)
+
+    for candidate in STEPS:
+        if candidate.name == step:
+            return candidate.spec
+    raise KeyError(step)
+
+
+class Provenance:
+    """The records a recipe asks for, computed once per step (and once per data split)."""
+
+    def __init__(self, recipe: Recipe):
+        self.recipe = recipe
+        self._flat = flatten(recipe)
+        self._splits: dict[str, dict] = {}
+        self._records: dict[str, dict] = {}
+
+    def data_identity(self, splits: list[str]) -> dict[str, Any]:
+        data = self.recipe.data
+        identity: dict[str, Any] = {}
+        for split in splits:
+            if split not in self._splits:
+                from .data import build_source  # list files and class names only, never an image
+
+                source = build_source(data, split)
+                ids = "\n".join(source.ids).encode("utf-8")
+                self._splits[split] = {"classes": list(source.classes),
+                                       "ids": f"{len(source.ids)} ids, sha256 {hashlib.sha256(ids).hexdigest()[:12]}"}
+            identity.setdefault("data.classes", self._splits[split]["classes"])
+            identity[f"data.ids[{split}]"] = self._splits[split]["ids"]
+        if splits:
+            identity["data.kind"] = data.kind
+            if data.kind in ("voc", "pet"):
+                identity["data.root"] = str(Path(data.root).expanduser().resolve())
+            if data.kind == "pet":
+                identity["data.label_mode"] = data.label_mode
+            if data.max_size:  # images scaled down on reading (psa/data/resized.py)
+                identity["data.max_size"] = data.max_size
+            if data.kind == "synthetic":
+                identity.update({f"data.synthetic.{k}": v for k, v in dataclasses.asdict(data.synthetic).items()})
+        return identity
+
+    def expected(self, step: str, spec: Optional[StageSpec] = None, extra: Optional[dict] = None) -> dict:
+        """The record this recipe asks `step` to have (`spec`/`extra`: an ad-hoc variant)."""
+        ad_hoc = spec is not None or extra is not None
+        if not ad_hoc and step in self._records:
+            return self._records[step]
+        spec = spec or spec_of(step)
+        inputs = {key: value for key, value in self._flat.items()
+                  if covered(key, spec.reads) and not covered(key, OPERATIONAL_KEYS)}
+        inputs.update(self.data_identity(spec.splits(self.recipe)))
+        inputs.update(extra or {})
+        upstream = {name: self.expected(name) for name in spec.upstream(self.recipe)}
+        record = {"step": step, "fingerprint": fingerprint_of(inputs, upstream), "inputs": inputs,
+                  "upstream": upstream}
+        if not ad_hoc:
+            self._records[step] = record
+        return record
+
+
+# ----------------------------------------------------------------------------- records on disk
+
+
+def read_record(path: Path) -> Optional[dict]:
+    """The record at `path`, or None when there is none (or it is unreadable: treated as absent)."""
+    try:
+        record = json.loads(Path(path).read_text())
+    except (OSError, ValueError):
+        return None
+    return record if isinstance(record, dict) and "fingerprint" in record else None
+
+
+def write_record(path: Path, record: dict, complete: bool, **extra: Any) -> None:
+    """Atomically; an identical record already there is left alone (a skipped stage writes nothing)."""
+    record = {**record, "complete": complete, **extra}
+    if Path(path).is_symlink() or read_record(path) != json.loads(_canonical(record)):
+        atomic_write_json(path, record)
+
+
+def difference(recorded: dict, expected: dict, ignore: Iterable[str] = ()) -> Optional[tuple[str, Any, Any]]:
+    """(key, recorded value, expected value) of the first input that differs, looking into the
+    upstream records too; None when the two agree (apart from keys matching `ignore`)."""
+    ignore = tuple(ignore)
+    old, new = recorded.get("inputs", {}), expected.get("inputs", {})
+    for key in [*new, *(k for k in old if k not in new)]:
+        if covered(key, ignore):
+            continue
+        if key not in old or key not in new or _canonical(old[key]) != _canonical(new[key]):
+            return key, old.get(key, "(not recorded)"), new.get(key, "(not used)")
+    old_up, new_up = recorded.get("upstream", {}), expected.get("upstream", {})
+    for name in [*new_up, *(n for n in old_up if n not in new_up)]:
+        if name not in old_up or name not in new_up:
+            return f"upstream step {name}", "used" if name in old_up else "not used", \
+                "used" if name in new_up else "not used"
+        found = difference(old_up[name], new_up[name], ignore)
+        if found is not None:
+            return found
+    if not ignore and recorded.get("fingerprint") != expected.get("fingerprint"):
+        return "fingerprint", recorded.get("fingerprint"), expected.get("fingerprint")
+    return None
+
+
+def _canonical(value: Any) -> str:
+    return json.dumps(value, sort_keys=True, default=str)
+
+
+def describe(change: tuple[str, Any, Any]) -> str:
+    key, old, new = change
+    return f"{key} was {_short(old)}, the recipe now says {_short(new)}"
+
+
+def _short(value: Any) -> str:
+    text = _canonical(value) if not isinstance(value, str) else repr(value)
+    return text if len(text) <= 120 else text[:117] + "..."
+
+
+def matches(path: Path, expected: dict, complete: bool = True) -> bool:
+    """Does the record at `path` hold `expected`'s fingerprint (and, if asked, say complete)?"""
+    record = read_record(path)
+    return (record is not None and record.get("fingerprint") == expected["fingerprint"]
+            and (record.get("complete", True) or not complete))
+
+
+def check_upstream(recipe: Recipe, step: str, prov: Optional[Provenance] = None,
+                   spec: Optional[StageSpec] = None) -> None:
+    """Refuse (one line naming the key and both values) when an output this step consumes was
+    made from other inputs than the recipe asks for. An upstream output without a record (made
+    before provenance existed, or copied in by hand) is trusted."""
+    prov = prov or Provenance(recipe)
+    spec = spec or spec_of(step)
+    for name in spec.upstream(recipe):
+        upstream_spec = spec_of(name)
+        path = upstream_spec.record(recipe)
+        recorded = read_record(path)
+        if recorded is None:
+            continue
+        expected = prov.expected(name)
+        if recorded["fingerprint"] != expected["fingerprint"]:
+            change = difference(recorded, expected)
+            what = "was trained" if upstream_spec.training else "was made"
+            if upstream_spec.training and difference(recorded, expected, ignore=RESUMABLE_KEYS) is None:
+                hint = f"continue its training first ({name}: tools/train.py resumes it)"
+            elif upstream_spec.training:
+                hint = "retrain it in a new run.dir (tools/sweep.py reuses every unchanged stage)"
+            else:
+                hint = f"rerun {name} first"
+            raise PsaError(f"{_output_name(path, upstream_spec, recipe)} {what} with other inputs than {step} "
+                           f"needs: {describe(change)}; {hint}")
+
+
+def _output_name(record_path: Path, spec: StageSpec, recipe: Recipe) -> str:
+    outputs = spec.outputs(recipe)
+    return str(outputs[0]) if outputs else str(record_path.parent)
+
+
+# ----------------------------------------------------------------------------- per-image stages
+
+
+def remove_output(path: Path) -> None:
+    """Remove an output: a link (shared by a sweep) is unlinked, never followed; a folder is
+    renamed first, so a kill half-way leaves no half-deleted folder under the real name."""
+    if path.is_symlink() or path.is_file():
+        path.unlink()
+    elif path.is_dir():
+        trash = path.with_name(f".{path.name}.stale")
+        shutil.rmtree(trash, ignore_errors=True)
+        path.rename(trash)
+        shutil.rmtree(trash, ignore_errors=True)
+
+
+def _holds_something(path: Path) -> bool:
+    return path.is_symlink() or path.is_file() or (path.is_dir() and any(path.iterdir()))
+
+
+def begin_stage(recipe: Recipe, step: str, prov: Optional[Provenance] = None, spec: Optional[StageSpec] = None,
+                extra: Optional[dict] = None, remove_stale: bool = True) -> tuple[dict, Optional[str]]:
+    """Main process, before a per-image stage writes: when its outputs were made from other
+    inputs (or their record is missing), remove them, so that the stage recomputes every
+    image; then record what the outputs now being written depend on. Returns the expected
+    record and, if stale outputs were removed, a line saying why (for the log)."""
+    prov = prov or Provenance(recipe)
+    spec = spec or spec_of(step)
+    expected = prov.expected(step, spec=spec, extra=extra)
+    path = spec.record(recipe)
+    recorded = read_record(path)
+    reason = None
+    if recorded is None or recorded["fingerprint"] != expected["fingerprint"]:
+        stale = [p for p in spec.outputs(recipe) if _holds_something(p)]
+        if stale and recorded is not None and not remove_stale:  # a folder the user named: not ours to empty
+            raise PsaError(f"{stale[0]} holds outputs made with other inputs ({describe(difference(recorded, expected))}); "
+                           "choose another output folder or empty it")
+        if not remove_stale:
+            stale = []
+        if stale:
+            reason = (f"{step}: outputs made with other inputs ({describe(difference(recorded, expected))}); "
+                      "recomputing" if recorded is not None else
+                      f"{step}: outputs without a provenance record; recomputing")
+        for output in stale:
+            remove_output(output)
+        write_record(path, expected, complete=False)
+    return expected, reason
+
+
+def finish_stage(recipe: Recipe, step: str, expected: dict, spec: Optional[StageSpec] = None) -> None:
+    spec = spec or spec_of(step)
+    write_record(spec.record(recipe), expected, complete=True)
+
+
+# ----------------------------------------------------------------------------- training
+
+
+def check_training(recipe: Recipe, checkpoint: Optional[Path]) -> Optional[dict]:
+    """Before a training writes anything (every process): its recorded inputs must be the ones
+    the recipe asks for, else stop with one line; trained weights are never silently
+    replaced, nor resumed under other inputs (`<task>.train.resume=never` starts afresh on
+    purpose). Returns the expected record (None for a task no pipeline step declares)."""
+    step = f"train_{recipe.task}"
+    try:
+        spec = spec_of(step)
+    except KeyError:  # a task outside the pipeline's steps: trained without a record
+        return None
+    prov = Provenance(recipe)
+    check_upstream(recipe, step, prov, spec)
+    expected = prov.expected(step)
+    recorded = read_record(spec.record(recipe))
+    fresh = getattr(recipe, recipe.task).train.resume == "never"
+    if recorded is not None and not fresh and recorded["fingerprint"] != expected["fingerprint"]:
+        change = difference(recorded, expected, ignore=RESUMABLE_KEYS)
+        if change is not None:
+            weights = spec.outputs(recipe)[0]
+            if checkpoint is not None:  # what a resume would continue from
+                raise PsaError(f"checkpoint {checkpoint} does not fit this run ({describe(change)}); use a new "
+                               f"run.dir or {recipe.task}.train.resume=never")
+            if recorded.get("complete") and weights.is_file():
+                raise PsaError(f"{weights} was trained with other inputs: {describe(change)}; use a new run.dir "
+                               f"(tools/sweep.py reuses every unchanged stage) or delete {weights.parent} to retrain")
+    return expected
+
+
+def record_training(recipe: Recipe, expected: Optional[dict], complete: bool) -> None:
+    """Main process: at the start of a training (complete=False) and next to the final weights."""
+    if expected is not None:
+        write_record(spec_of(f"train_{recipe.task}").record(recipe), expected, complete=complete)
