@@ -24,6 +24,7 @@ import yaml
 from .errors import PsaError
 
 TASKS = ("cam", "affinity", "seg", "cps")
+CAM_METHODS = ("supervised", "fixmatch", "mixmatch")
 
 
 @dataclass
@@ -106,8 +107,45 @@ class LabeledConfig:
 
 
 @dataclass
+class FixMatchConfig:
+    """FixMatch for multi-label image labels (psa/tasks/semi.py): per class, the weak view's
+    sigmoid above tau_pos is a confident positive, below tau_neg a confident negative, ignored
+    in between; the strong view learns those entries."""
+
+    mu: int = 7  # unlabelled batch = mu × cam.train.batch_size (the paper's ratio)
+    tau_pos: float = 0.95  # the paper's single-label threshold, applied to each class's sigmoid
+    tau_neg: float = 0.05  # its mirror image for absent classes
+    lambda_u: float = 1.0
+    # strong view: RandAugment restricted to photometric ops (no shear/translate/rotate, so
+    # the CAM geometry of both views is the same), then random erasing (Cutout)
+    randaugment_ops: int = 2
+    randaugment_magnitude: int = 10  # of torchvision's 31 bins
+    erasing_prob: float = 1.0
+    erasing_scale: list = field(default_factory=lambda: [0.02, 0.25])  # erased share of the crop
+
+
+@dataclass
+class MixMatchConfig:
+    """MixMatch for multi-label image labels (psa/tasks/semi.py): each class's averaged
+    probability is sharpened as a Bernoulli, p^(1/T) / (p^(1/T) + (1-p)^(1/T))."""
+
+    mu: int = 1  # unlabelled batch = mu × cam.train.batch_size (the paper: equal batches)
+    k: int = 2  # weak augmentations per unlabelled image
+    temperature: float = 0.5
+    alpha: float = 0.75  # MixUp Beta(alpha, alpha)
+    lambda_u: float = 75.0  # weight of the squared-error loss once ramped up
+    rampup_steps: int = 16000  # lambda_u grows linearly from 0 over these steps
+
+
+@dataclass
 class CamConfig:
     train: TrainConfig = field(default_factory=TrainConfig)
+    method: str = "supervised"  # supervised | fixmatch | mixmatch (semi-supervised, see `labeled`)
+    # the labelled images; the rest of data.train_split is unlabelled (fixmatch, mixmatch) or
+    # unused (supervised). The default, every image, is the fully supervised stage.
+    labeled: LabeledConfig = field(default_factory=LabeledConfig)
+    fixmatch: FixMatchConfig = field(default_factory=FixMatchConfig)
+    mixmatch: MixMatchConfig = field(default_factory=MixMatchConfig)
     crop_size: int = 448
     resize_long: list = field(default_factory=lambda: [256, 512])
     color_jitter: list = field(default_factory=lambda: [0.3, 0.3, 0.3, 0.1])
@@ -426,6 +464,28 @@ def _check_labeled(labeled: LabeledConfig, prefix: str) -> None:
     _check(0 < labeled.fraction <= 1, f"{prefix}.fraction", f"must be in (0, 1], got {labeled.fraction}")
 
 
+def _check_semi(cam: CamConfig) -> None:
+    _check(cam.method in CAM_METHODS, "cam.method", f"must be one of {', '.join(CAM_METHODS)}, got {cam.method!r}")
+    _check_labeled(cam.labeled, "cam.labeled")
+    fix = cam.fixmatch
+    _check(fix.mu >= 1, "cam.fixmatch.mu", "must be >= 1")
+    _check(0 < fix.tau_neg <= 0.5 <= fix.tau_pos < 1, "cam.fixmatch.tau_pos",
+           f"and tau_neg must satisfy 0 < tau_neg <= 0.5 <= tau_pos < 1, got {fix.tau_neg}, {fix.tau_pos}")
+    _check(fix.lambda_u >= 0, "cam.fixmatch.lambda_u", "must be >= 0")
+    _check(fix.randaugment_ops >= 0, "cam.fixmatch.randaugment_ops", "must be >= 0")
+    _check(0 <= fix.randaugment_magnitude <= 30, "cam.fixmatch.randaugment_magnitude", "must be in 0..30")
+    _check(0 <= fix.erasing_prob <= 1, "cam.fixmatch.erasing_prob", "must be in [0, 1]")
+    _check(len(fix.erasing_scale) == 2 and 0 < fix.erasing_scale[0] <= fix.erasing_scale[1] < 1,
+           "cam.fixmatch.erasing_scale", "must be [min, max] with 0 < min <= max < 1")
+    mix = cam.mixmatch
+    _check(mix.mu >= 1, "cam.mixmatch.mu", "must be >= 1")
+    _check(mix.k >= 1, "cam.mixmatch.k", "must be >= 1")
+    _check(mix.temperature > 0, "cam.mixmatch.temperature", "must be > 0")
+    _check(mix.alpha > 0, "cam.mixmatch.alpha", "must be > 0")
+    _check(mix.lambda_u >= 0, "cam.mixmatch.lambda_u", "must be >= 0")
+    _check(mix.rampup_steps >= 0, "cam.mixmatch.rampup_steps", "must be >= 0")
+
+
 def _check_cps(cps: CpsConfig) -> None:
     _check(cps.labeled_batch_size >= 1, "cps.labeled_batch_size", "must be >= 1")
     _check_labeled(cps.labeled, "cps.labeled")
@@ -468,6 +528,7 @@ def validate(recipe: Recipe) -> None:
     _check(len(cam.scales) >= 1 and all(s > 0 for s in cam.scales), "cam.scales", "must be positive numbers")
     _check(cam.low_alpha > 0 and cam.high_alpha > 0, "cam.low_alpha", "and cam.high_alpha must be > 0")
     _check(0 <= cam.bg_threshold <= 1, "cam.bg_threshold", "must be in [0, 1]")
+    _check_semi(cam)
     for stage in ("cam", "affinity", "seg", "cps"):
         _check(len(getattr(recipe, stage).color_jitter) == 4, f"{stage}.color_jitter",
                "must be [brightness, contrast, saturation, hue]")

@@ -117,6 +117,19 @@ def metrics_table(metrics: dict, title: str) -> Table:
     return table
 
 
+def ap_table(metrics: dict, title: str) -> Table:
+    """Per-class average precision of a classifier, then mAP and F1."""
+    table = Table(title=title)
+    table.add_column("class")
+    table.add_column("AP %", justify="right")
+    for name, ap in metrics["ap"].items():
+        table.add_row(name, percent(ap))
+    table.add_section()
+    table.add_row("[bold]mAP[/]", f"[bold]{percent(metrics['mAP'])}[/]")
+    table.add_row("F1 (micro, p ≥ 0.5)", percent(metrics["f1"]))
+    return table
+
+
 def key_value_table(title: str, rows: list[tuple[str, object]]) -> Table:
     table = Table(title=title, show_header=False)
     table.add_column(style="bold")

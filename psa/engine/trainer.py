@@ -145,6 +145,7 @@ def train(recipe: Recipe, build_task: Callable[[Recipe], TaskSpec], reporter: Re
             for batch in epoch_loader:
                 for name, side_iter in side_iters.items():
                     batch[name] = next(side_iter)
+                batch["step"] = step  # optimizer steps so far: ramps that depend on it resume exactly
                 with accelerator.accumulate(model):
                     set_poly_lr(optimizer, train_cfg.lr, step, max_step, train_cfg.poly_power)
                     loss, scalars = task.loss_fn(model, batch)

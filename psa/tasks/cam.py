@@ -6,7 +6,7 @@ import torch
 import torch.nn.functional as F
 from torch.utils.data import Dataset
 
-from ..config import CamConfig, Recipe
+from ..config import CamConfig, LabeledConfig, Recipe
 from ..data import build_source
 from ..data.base import check_files
 from ..data import transforms as T
@@ -22,7 +22,7 @@ from .common import apply_freeze_backbone, denormalize
 # belongs here (or in `ignores` if it cannot change the weights).
 SPEC = StageSpec(
     reads=("model", "cam.train", "cam.crop_size", "cam.resize_long", "cam.color_jitter", "run.seed",
-           "run.mixed_precision", "data.train_split"),
+           "run.mixed_precision", "data.train_split", "cam.method", "cam.labeled", "cam.fixmatch", "cam.mixmatch"),
     record=lambda r: r.stage_dir("cam") / "train.provenance.json",
     outputs=lambda r: [r.stage_dir("cam") / WEIGHTS_FILE],
     splits=lambda r: [r.data.train_split],
@@ -45,11 +45,16 @@ class CamTrainDataset(Dataset):
         image = self.source.load_image(index)
         target = torch.zeros(self.num_foreground)
         target[torch.as_tensor(self.source.image_labels(index)) - 1] = 1.0
-        image, _ = T.random_resize_long(image, None, *self.cfg.resize_long)
-        image, _ = T.random_hflip(image, None)
-        image = T.color_jitter(image, self.cfg.color_jitter)
-        tensor, _ = T.random_crop(T.normalize(image), None, self.cfg.crop_size, fill=0.0)
-        return {"image": tensor, "target": target}
+        return {"image": cam_augment(image, self.cfg), "target": target}
+
+
+def cam_augment(image, cfg: CamConfig) -> torch.Tensor:
+    """The reference's CAM augmentation of a uint8 image (also the semi-supervised weak view)."""
+    image, _ = T.random_resize_long(image, None, *cfg.resize_long)
+    image, _ = T.random_hflip(image, None)
+    image = T.color_jitter(image, cfg.color_jitter)
+    tensor, _ = T.random_crop(T.normalize(image), None, cfg.crop_size, fill=0.0)
+    return tensor
 
 
 def cam_loss(model, batch: dict) -> tuple[torch.Tensor, dict]:
@@ -74,12 +79,20 @@ def cam_preview(model: CamNet, batch: dict) -> dict:
     return pictures
 
 
+def is_partially_labeled(labeled: LabeledConfig) -> bool:
+    return bool(labeled.list_file) or labeled.fraction < 1.0
+
+
 def build_cam_model(recipe: Recipe, num_classes: int, load_weights: bool = True) -> CamNet:
     return CamNet(build_backbone(recipe.model, load_weights=load_weights), num_classes - 1)
 
 
 def build_cam_task(recipe: Recipe) -> TaskSpec:
     source = build_source(recipe.data, recipe.data.train_split)
+    if recipe.cam.method != "supervised" or is_partially_labeled(recipe.cam.labeled):
+        from .cam_semi import build_semi_cam_task
+
+        return build_semi_cam_task(recipe, source)
     check_files(source, labels=True)
     model = apply_freeze_backbone(build_cam_model(recipe, len(source.classes)), recipe.cam.train.freeze_backbone)
     return TaskSpec(

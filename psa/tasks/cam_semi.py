@@ -1,0 +1,139 @@
+"""Stage 1 with only some images labelled: supervised on the labelled subset alone, FixMatch
+or MixMatch (`cam.method`). The labelled images are the main stream (they define the epochs,
+so every method takes the same steps); the unlabelled ones come as the engine's side stream
+`batch["unlabeled"]`, `mu` × the labelled batch.
+
+The formulas for multi-label image labels are in psa/ops/semi_supervised.py.
+"""
+
+from __future__ import annotations
+
+import torch
+import torch.nn.functional as F
+from torch.utils.data import Dataset, Subset
+
+from ..config import CamConfig, FixMatchConfig, MixMatchConfig, Recipe
+from ..data import transforms as T
+from ..data.base import check_files
+from ..data.labeled_split import choose_labeled, write_split
+from ..data.strong_augment import photometric_randaugment, random_erasing
+from ..engine.side_stream import SideData
+from ..engine.trainer import TaskSpec
+from ..errors import PsaError
+from ..ops.semi_supervised import (
+    confident_pseudo_labels, linear_rampup, masked_bce, mixmatch_lambda, mixup, sharpen,
+)
+from .cam import CamTrainDataset, build_cam_model, cam_augment, cam_loss, cam_preview
+from .common import apply_freeze_backbone
+
+
+class FixMatchUnlabeled(Dataset):
+    """A weak and a strong view of each unlabelled image. Both share the resize, flip and
+    crop, so a pseudo-label from the weak view refers to the content the strong view shows;
+    the weak view is the CAM augmentation, the strong one adds photometric RandAugment and
+    random erasing."""
+
+    def __init__(self, source, indices: list[int], cam: CamConfig):
+        self.source, self.indices, self.cam = source, indices, cam
+
+    def __len__(self) -> int:
+        return len(self.indices)
+
+    def __getitem__(self, index: int) -> dict:
+        cam, fix = self.cam, self.cam.fixmatch
+        image = self.source.load_image(self.indices[index])
+        image, _ = T.random_resize_long(image, None, *cam.resize_long)
+        image, _ = T.random_hflip(image, None)
+        weak = T.color_jitter(image, cam.color_jitter)
+        strong = photometric_randaugment(T.color_jitter(image, cam.color_jitter), fix.randaugment_ops,
+                                         fix.randaugment_magnitude)
+        # one crop of both views stacked on the channels: the same window for each
+        both, _ = T.random_crop(torch.cat([T.normalize(weak), T.normalize(strong)]), None, cam.crop_size, fill=0.0)
+        return {"weak": both[:3], "strong": random_erasing(both[3:], fix.erasing_prob, fix.erasing_scale)}
+
+
+class MixMatchUnlabeled(Dataset):
+    """K independent weak (CAM) augmentations of each unlabelled image, (K, 3, S, S)."""
+
+    def __init__(self, source, indices: list[int], cam: CamConfig):
+        self.source, self.indices, self.cam = source, indices, cam
+
+    def __len__(self) -> int:
+        return len(self.indices)
+
+    def __getitem__(self, index: int) -> dict:
+        image = self.source.load_image(self.indices[index])
+        return {"views": torch.stack([cam_augment(image, self.cam) for _ in range(self.cam.mixmatch.k)])}
+
+
+def fixmatch_loss(cfg: FixMatchConfig):
+    def loss_fn(model, batch: dict) -> tuple[torch.Tensor, dict]:
+        labeled, unlabeled = batch["image"], batch["unlabeled"]
+        n, m = labeled.shape[0], unlabeled["weak"].shape[0]
+        # one forward over all three parts, as the paper: batch norm sees them together
+        logits = model(torch.cat([labeled, unlabeled["weak"], unlabeled["strong"]])).float()
+        logits_l, logits_weak, logits_strong = logits.split([n, m, m])
+        supervised = F.multilabel_soft_margin_loss(logits_l, batch["target"])
+        targets, mask = confident_pseudo_labels(torch.sigmoid(logits_weak.detach()), cfg.tau_pos, cfg.tau_neg)
+        unsupervised = masked_bce(logits_strong, targets, mask)
+        return supervised + cfg.lambda_u * unsupervised, {
+            "loss_sup": supervised.detach(), "loss_unsup": unsupervised.detach(),
+            "mask_rate": mask.mean(), "mask_rate_pos": (targets * mask).mean(),
+        }
+    return loss_fn
+
+
+def mixmatch_loss(cfg: MixMatchConfig):
+    def loss_fn(model, batch: dict) -> tuple[torch.Tensor, dict]:
+        labeled, views = batch["image"], batch["unlabeled"]["views"]
+        n, (m, k) = labeled.shape[0], views.shape[:2]
+        unlabeled = views.transpose(0, 1).reshape(k * m, *views.shape[2:])  # view-major
+        with torch.no_grad():  # label guessing: mean over the K views, sharpened per class
+            guess = torch.sigmoid(model(unlabeled).float()).view(k, m, -1).mean(0)
+            guess = sharpen(guess, cfg.temperature)
+        inputs = torch.cat([labeled, unlabeled])
+        targets = torch.cat([batch["target"].float(), guess.repeat(k, 1)])
+        lam = mixmatch_lambda(cfg.alpha, inputs.device)
+        perm = torch.randperm(inputs.shape[0], device=inputs.device)
+        mixed_inputs, mixed_targets = mixup(inputs, targets, lam, perm)
+        logits = model(mixed_inputs).float()
+        supervised = F.binary_cross_entropy_with_logits(logits[:n], mixed_targets[:n])
+        unsupervised = F.mse_loss(torch.sigmoid(logits[n:]), mixed_targets[n:])
+        weight = cfg.lambda_u * linear_rampup(batch["step"], cfg.rampup_steps)
+        return supervised + weight * unsupervised, {
+            "loss_sup": supervised.detach(), "loss_unsup": unsupervised.detach(), "lambda_u": weight,
+            # share of guessed class probabilities already outside (0.05, 0.95)
+            "mask_rate": ((guess > 0.95) | (guess < 0.05)).float().mean(),
+        }
+    return loss_fn
+
+
+def build_semi_cam_task(recipe: Recipe, source) -> TaskSpec:
+    cam = recipe.cam
+    check_files(source)
+    split = choose_labeled(list(source.ids), cam.labeled, "cam.labeled")
+    for index in split.labeled:  # only the labelled images need labels
+        source.image_labels(index)
+    labeled = Subset(CamTrainDataset(source, cam), split.labeled)
+    if len(labeled) < cam.train.batch_size:
+        raise PsaError(f"recipe key 'cam.labeled': {len(labeled)} labelled images are fewer than "
+                       f"cam.train.batch_size={cam.train.batch_size}")
+    side, loss_fn = {}, cam_loss
+    if cam.method in ("fixmatch", "mixmatch"):
+        settings = getattr(cam, cam.method)
+        dataset = (FixMatchUnlabeled if cam.method == "fixmatch" else MixMatchUnlabeled)(source, split.unlabeled, cam)
+        batch, key = settings.mu * cam.train.batch_size, f"cam.{cam.method}.mu"
+        if len(dataset) < batch:  # checked here too, so a refused run writes no split
+            raise PsaError(f"recipe key '{key}': {len(dataset)} unlabelled images are fewer than one batch "
+                           f"of {settings.mu} × cam.train.batch_size = {batch}")
+        side = {"unlabeled": SideData(dataset, batch, key)}
+        loss_fn = fixmatch_loss(settings) if cam.method == "fixmatch" else mixmatch_loss(settings)
+    ids = list(source.ids)
+    return TaskSpec(
+        name="cam", train=cam.train, dataset=labeled,
+        model=apply_freeze_backbone(build_cam_model(recipe, len(source.classes)), cam.train.freeze_backbone),
+        loss_fn=loss_fn, preview_fn=cam_preview, side=side,
+        meta={"classes": list(source.classes), "method": cam.method, "labeled": len(split.labeled),
+              "unlabeled": len(split.unlabeled)},
+        write_files=lambda folder: write_split(folder, ids, split),
+    )

@@ -1,0 +1,248 @@
+"""Semi-supervised CAM classifier: FixMatch and MixMatch for multi-label image labels."""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import math
+
+import numpy as np
+import pytest
+import torch
+
+from psa.config import CamConfig, FixMatchConfig, MixMatchConfig
+from psa.data.strong_augment import GEOMETRIC_OPS, PhotometricRandAugment
+from psa.engine.checkpoints import load_weights
+from psa.engine.trainer import train
+from psa.errors import PsaError
+from psa.ops.semi_supervised import (
+    confident_pseudo_labels, linear_rampup, masked_bce, mixmatch_lambda, mixup, sharpen,
+)
+from psa.tasks.cam import build_cam_task
+from psa.tasks.cam_semi import FixMatchUnlabeled, fixmatch_loss, mixmatch_loss
+
+SEMI = ("cam.labeled.fraction=0.5", "cam.train.batch_size=4", "cam.fixmatch.mu=1", "cam.mixmatch.mu=1")
+
+
+def _bce(logit: float, target: float) -> float:
+    p = 1 / (1 + math.exp(-logit))
+    return -(target * math.log(p) + (1 - target) * math.log(1 - p))
+
+
+def test_fixmatch_masks_each_class_and_averages_over_all_entries():
+    probs = torch.tensor([[0.97, 0.50, 0.02], [0.90, 0.04, 0.99]])
+    targets, mask = confident_pseudo_labels(probs, tau_pos=0.95, tau_neg=0.05)
+    # 0.97, 0.99 confident present; 0.02, 0.04 confident absent; 0.50, 0.90 ignored
+    assert targets.tolist() == [[1, 0, 0], [0, 0, 1]]
+    assert mask.tolist() == [[1, 0, 1], [0, 1, 1]]
+    strong = torch.tensor([[2.0, -1.0, 0.5], [0.3, -3.0, 1.5]])
+    by_hand = (_bce(2.0, 1) + _bce(0.5, 0) + _bce(-3.0, 0) + _bce(1.5, 1)) / 6
+    assert masked_bce(strong, targets, mask).item() == pytest.approx(by_hand, rel=1e-6)
+
+
+def test_fixmatch_loss_is_supervised_plus_weighted_confident_bce():
+    class Fixed(torch.nn.Module):  # "model" returning given logits for the concatenated batch
+        def __init__(self, logits):
+            super().__init__()
+            self.logits = logits
+
+        def forward(self, x):
+            assert x.shape[0] == self.logits.shape[0]
+            return self.logits
+
+    labeled_logits = torch.tensor([[1.0, -2.0]])
+    weak = torch.tensor([[4.0, 0.0]])  # sigmoid 0.982 (confident present), 0.5 (ignored)
+    strong = torch.tensor([[-1.0, 3.0]])
+    model = Fixed(torch.cat([labeled_logits, weak, strong]))
+    batch = {"image": torch.zeros(1, 3, 8, 8), "target": torch.tensor([[1.0, 0.0]]),
+             "unlabeled": {"weak": torch.zeros(1, 3, 8, 8), "strong": torch.zeros(1, 3, 8, 8)}}
+    loss, scalars = fixmatch_loss(FixMatchConfig(lambda_u=2.0))(model, batch)
+    supervised = (_bce(1.0, 1) + _bce(-2.0, 0)) / 2
+    unsupervised = _bce(-1.0, 1) / 2
+    assert loss.item() == pytest.approx(supervised + 2.0 * unsupervised, rel=1e-6)
+    assert scalars["mask_rate"].item() == 0.5 and scalars["loss_unsup"].item() == pytest.approx(unsupervised)
+
+
+def test_sharpening_each_class_as_a_bernoulli():
+    p = torch.tensor([0.8, 0.5, 0.2, 0.99])
+    by_hand = [0.8**2 / (0.8**2 + 0.2**2), 0.5, 0.2**2 / (0.2**2 + 0.8**2), 0.99**2 / (0.99**2 + 0.01**2)]
+    assert sharpen(p, 0.5).tolist() == pytest.approx(by_hand, rel=1e-5)
+    assert sharpen(p, 1.0).tolist() == pytest.approx(p.tolist(), rel=1e-5)
+    assert sharpen(torch.tensor([1e-30, 1.0]), 0.01).tolist() == pytest.approx([0.0, 1.0], abs=1e-6)
+
+
+def test_mixup_by_hand_and_lambda_at_least_a_half():
+    x = torch.tensor([[0.0, 0.0], [2.0, 4.0], [8.0, 8.0]])
+    y = torch.tensor([[1.0], [0.0], [0.5]])
+    mixed_x, mixed_y = mixup(x, y, 0.75, torch.tensor([1, 2, 0]))
+    assert mixed_x.tolist() == [[0.5, 1.0], [3.5, 5.0], [6.0, 6.0]]
+    assert mixed_y.tolist() == [[0.75], [0.125], [0.625]]
+    torch.manual_seed(0)
+    draws = [mixmatch_lambda(0.75) for _ in range(200)]
+    assert min(draws) >= 0.5 and max(draws) < 1 and np.std(draws) > 0.05
+    torch.manual_seed(0)
+    assert mixmatch_lambda(0.75) == draws[0]  # drawn from torch's RNG (saved with checkpoints)
+    assert [linear_rampup(s, 10) for s in (0, 5, 10, 20)] == [0.0, 0.5, 1.0, 1.0] and linear_rampup(3, 0) == 1.0
+
+
+def test_mixmatch_loss_mixes_guesses_and_ramps_the_unlabelled_weight():
+    torch.manual_seed(0)
+    model = torch.nn.Sequential(torch.nn.Flatten(), torch.nn.Linear(3 * 4 * 4, 2))
+    batch = {"image": torch.randn(2, 3, 4, 4), "target": torch.tensor([[1.0, 0.0], [0.0, 1.0]]),
+             "unlabeled": {"views": torch.randn(2, 3, 3, 4, 4)}, "step": 5}
+    cfg = MixMatchConfig(k=3, temperature=0.5, alpha=0.75, lambda_u=10.0, rampup_steps=10)
+    torch.manual_seed(1)
+    loss, scalars = mixmatch_loss(cfg)(model, batch)
+    # by hand with the same random draws: λ first, then the permutation
+    torch.manual_seed(1)
+    lam = mixmatch_lambda(0.75)
+    perm = torch.randperm(2 + 6)
+    views = batch["unlabeled"]["views"]
+    unlabeled = torch.cat([views[:, v] for v in range(3)])
+    with torch.no_grad():
+        guess = sum(torch.sigmoid(model(views[:, v])) for v in range(3)) / 3
+    guess = guess**2 / (guess**2 + (1 - guess) ** 2)
+    inputs = torch.cat([batch["image"], unlabeled])
+    targets = torch.cat([batch["target"], guess, guess, guess])
+    mixed_x = lam * inputs + (1 - lam) * inputs[perm]
+    mixed_y = lam * targets + (1 - lam) * targets[perm]
+    probs = torch.sigmoid(model(mixed_x))
+    sup = -(mixed_y[:2] * probs[:2].log() + (1 - mixed_y[:2]) * (1 - probs[:2]).log()).mean()
+    unsup = ((probs[2:] - mixed_y[2:]) ** 2).mean()
+    assert scalars["lambda_u"] == 5.0
+    assert loss.item() == pytest.approx((sup + 5.0 * unsup).item(), rel=1e-5)
+
+
+def test_photometric_randaugment_has_no_geometric_op():
+    space = PhotometricRandAugment()._augmentation_space(31, (32, 32))
+    assert space and not set(space) & set(GEOMETRIC_OPS) and "Solarize" in space
+
+
+def test_weak_and_strong_views_share_the_crop(tiny_recipe):
+    from psa.data import build_source
+
+    recipe = tiny_recipe("cam.color_jitter=[0,0,0,0]", "cam.fixmatch.randaugment_ops=0",
+                         "cam.fixmatch.erasing_prob=1.0", "cam.resize_long=[60,70]")
+    source = build_source(recipe.data, "train")
+    views = FixMatchUnlabeled(source, [0, 1, 2], recipe.cam)
+    for index in range(3):
+        torch.manual_seed(index)
+        sample = views[index]
+        differs = (sample["weak"] != sample["strong"]).any(0)
+        # without photometric ops the strong view is the weak one but for the erased rectangle
+        rows, cols = differs.any(1).nonzero().flatten(), differs.any(0).nonzero().flatten()
+        assert rows.numel() > 0
+        box = (slice(int(rows.min()), int(rows.max()) + 1), slice(int(cols.min()), int(cols.max()) + 1))
+        assert torch.all(sample["strong"][:, box[0], box[1]] == 0)
+        outside = torch.ones_like(differs)
+        outside[box] = False
+        assert torch.equal(sample["weak"][:, outside], sample["strong"][:, outside])
+
+
+@pytest.mark.parametrize("method", ["fixmatch", "mixmatch"])
+def test_a_few_steps_lower_the_loss_on_a_fixed_batch(tiny_recipe, method):
+    recipe = tiny_recipe(*SEMI, f"cam.method={method}", "cam.fixmatch.tau_pos=0.6", "cam.fixmatch.tau_neg=0.4",
+                         "cam.mixmatch.rampup_steps=0")
+    torch.manual_seed(0)
+    spec = build_cam_task(recipe)
+    labeled = [spec.dataset[i] for i in range(2)]
+    unlabeled = [spec.side["unlabeled"].dataset[i] for i in range(2)]
+    batch = {key: torch.stack([s[key] for s in labeled]) for key in labeled[0]}
+    batch["unlabeled"] = {key: torch.stack([s[key] for s in unlabeled]) for key in unlabeled[0]}
+    batch["step"] = 0
+    model = spec.model.train()
+    optimizer = torch.optim.AdamW(model.parameters(), lr=1e-3)
+
+    def loss_at(seed):  # the same random draws (dropout, MixUp) before and after
+        with torch.random.fork_rng(devices=[]):
+            torch.manual_seed(seed)
+            return spec.loss_fn(model, batch)
+
+    before = loss_at(123)[0].item()
+    for step in range(4):
+        loss, _ = loss_at(step)
+        optimizer.zero_grad()
+        loss.backward()
+        optimizer.step()
+    assert loss_at(123)[0].item() < before - 0.01
+
+
+@pytest.mark.slow
+def test_fixmatch_resumes_to_the_same_weights_and_writes_its_split(tiny_recipe, tmp_path):
+    # 8 labelled images, batch 4: 2 steps an epoch; 8 unlabelled, mu 1: the side stream too
+    common = (*SEMI, "cam.method=fixmatch", "run.deterministic=true", "cam.train.epochs=3",
+              "cam.train.checkpoint_every=1", "cam.fixmatch.tau_pos=0.6", "cam.fixmatch.tau_neg=0.4")
+    reference = train(tiny_recipe(*common, run_dir=tmp_path / "straight"), build_cam_task)
+    split = tiny_recipe(*common, "cam.train.max_steps=3", run_dir=tmp_path / "split")
+    assert train(split, build_cam_task).steps == 3
+    resumed = dataclasses.replace(split, cam=dataclasses.replace(
+        split.cam, train=dataclasses.replace(split.cam.train, max_steps=0)))
+    second = train(resumed, build_cam_task)
+    assert second.resumed_from == 3 and second.steps == reference.steps == 6
+    assert second.losses == pytest.approx(reference.losses[3:], rel=0, abs=0)
+    a, meta = load_weights(reference.weights, "cam", "resnet10t")
+    b, _ = load_weights(second.weights, "cam", "resnet10t")
+    for key in a:
+        torch.testing.assert_close(a[key], b[key], rtol=0, atol=0, msg=key)
+    assert meta["method"] == "fixmatch" and (meta["labeled"], meta["unlabeled"]) == (8, 8)
+    stage = split.stage_dir("cam")
+    labeled = (stage / "labeled.txt").read_text().split()
+    unlabeled = (stage / "unlabeled.txt").read_text().split()
+    assert len(labeled) == len(unlabeled) == 8 and not set(labeled) & set(unlabeled)
+    info = json.loads((stage / "run_info.json").read_text())
+    assert info["batch"]["unlabeled"] == {"global": 4, "per_process": 4}
+    # the classifier report scores the trained network on the eval split
+    from psa.metrics import multilabel_scores
+    from psa.stages.classify import evaluate_classifier
+
+    metrics = evaluate_classifier(resumed, split="val")
+    assert metrics["images"] == 6 and set(metrics["ap"]) == set(meta["classes"][1:])
+    assert metrics["mAP"] == pytest.approx(multilabel_scores(*_logits_by_hand(resumed, "val"))["mAP"])
+    assert (stage / "eval" / "classifier_val" / "metrics.json").is_file()
+
+
+def _logits_by_hand(recipe, split):
+    from psa.data import build_source
+    from psa.data.transforms import normalize
+    from psa.tasks.cam import build_cam_model
+
+    source = build_source(recipe.data, split)
+    state, meta = load_weights(recipe.stage_dir("cam") / "model.pt", "cam", "resnet10t")
+    model = build_cam_model(recipe, len(meta["classes"]), load_weights=False)
+    model.load_state_dict(state)
+    model.eval()
+    logits, targets = [], []
+    with torch.no_grad():
+        for index in range(len(source)):
+            logits.append(model(normalize(source.load_image(index))[None])[0])
+            target = torch.zeros(len(meta["classes"]) - 1)
+            target[torch.as_tensor(source.image_labels(index)) - 1] = 1
+            targets.append(target)
+    return torch.stack(logits), torch.stack(targets)
+
+
+def test_too_few_unlabelled_images_stop_before_anything_is_written(tiny_recipe):
+    recipe = tiny_recipe(*SEMI, "cam.method=fixmatch", "cam.fixmatch.mu=3")
+    with pytest.raises(PsaError, match=r"'cam.fixmatch.mu': 8 unlabelled images are fewer than one batch of 3"):
+        train(recipe, build_cam_task)
+    assert not recipe.stage_dir("cam").exists()
+
+
+@pytest.mark.parametrize("override, key", [
+    ("cam.method=meanteacher", "cam.method"),
+    ("cam.fixmatch.tau_pos=0.3", "cam.fixmatch.tau_pos"),
+    ("cam.mixmatch.temperature=0", "cam.mixmatch.temperature"),
+    ("cam.labeled.fraction=0", "cam.labeled.fraction"),
+])
+def test_bad_semi_supervised_settings_name_their_key(tiny_recipe, override, key):
+    with pytest.raises(PsaError, match=f"recipe key '{key}'"):
+        tiny_recipe(override)
+
+
+def test_supervised_default_is_the_plain_cam_task(tiny_recipe):
+    from psa.tasks.cam import CamTrainDataset, cam_loss
+
+    spec = build_cam_task(tiny_recipe())
+    assert CamConfig().method == "supervised" and CamConfig().labeled.fraction == 1.0
+    assert isinstance(spec.dataset, CamTrainDataset) and spec.loss_fn is cam_loss and not spec.side
+    assert spec.write_files is None
