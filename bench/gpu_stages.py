@@ -38,6 +38,7 @@ from psa.config import CrfConfig, ModelConfig  # noqa: E402
 from psa.constants import FEATURE_STRIDE  # noqa: E402
 from psa.engine.optim import build_optimizer  # noqa: E402
 from psa.models import AffinityNet, CamNet, build_backbone  # noqa: E402
+from random_walk import dense_walk  # noqa: E402  (bench/random_walk.py: the same dense formulation)
 from psa.ops import affinity_loss, pair_labels, pair_offsets, random_walk  # noqa: E402
 from psa.ops.cam import multiscale_cam  # noqa: E402
 
@@ -127,27 +128,6 @@ def export_rate(backbone: str, size: int, precision: str, device, steps: int, wa
     with peak_memory(device, result):
         seconds = seconds_per_call(one, device, steps, warmup)
     return {"images_per_s": 1 / seconds, **result}
-
-
-def dense_walk(cam: torch.Tensor, affinity: torch.Tensor) -> torch.Tensor:
-    """The reference's dense formulation on the device: A (N×N, unit diagonal, every pair),
-    A**beta, column normalisation, logt squarings, cam @ T."""
-    _, height, width = affinity.shape
-    device = affinity.device
-    ys, xs = torch.meshgrid(torch.arange(height, device=device), torch.arange(width, device=device), indexing="ij")
-    a = torch.eye(height * width, device=device)
-    for k, (dy, dx) in enumerate(pair_offsets(RADIUS)):
-        ty, tx = ys + dy, xs + dx
-        inside = (ty < height) & (tx >= 0) & (tx < width)
-        p, q = (ys * width + xs)[inside], (ty * width + tx)[inside]
-        a[p, q] = affinity[k][inside]
-        a[q, p] = affinity[k][inside]
-    a = a ** BETA
-    t = a / a.sum(dim=0, keepdim=True)
-    del a
-    for _ in range(LOGT):
-        t = t @ t
-    return (cam.reshape(cam.shape[0], -1) @ t).reshape(cam.shape)
 
 
 def walk_ms(nodes: int, device, repeats: int, dense: bool) -> dict:

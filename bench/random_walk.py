@@ -37,9 +37,9 @@ def dense_walk(cam: torch.Tensor, affinity: torch.Tensor) -> torch.Tensor:
     random_walk.pairs=all: dense symmetric A with unit diagonal, A**beta, column
     normalisation, logt squarings, cam @ T; float32."""
     _, height, width = affinity.shape
-    nodes = height * width
-    ys, xs = torch.meshgrid(torch.arange(height), torch.arange(width), indexing="ij")
-    a = torch.eye(nodes)
+    nodes, device = height * width, affinity.device  # runs where the affinities are (GPU bench too)
+    ys, xs = torch.meshgrid(torch.arange(height, device=device), torch.arange(width, device=device), indexing="ij")
+    a = torch.eye(nodes, device=device)
     for k, (dy, dx) in enumerate(pair_offsets(RADIUS)):
         ty, tx = ys + dy, xs + dx
         inside = (ty < height) & (tx >= 0) & (tx < width)
@@ -48,6 +48,7 @@ def dense_walk(cam: torch.Tensor, affinity: torch.Tensor) -> torch.Tensor:
         a[q, p] = affinity[k][inside]
     a = a ** BETA
     t = a / a.sum(dim=0, keepdim=True)
+    del a  # one N×N matrix fewer at the peak
     for _ in range(LOGT):
         t = t @ t
     return (cam.reshape(cam.shape[0], -1) @ t).reshape(cam.shape)

@@ -56,3 +56,22 @@ def tiny_recipe(tmp_path):
         return load_recipe(ROOT / "recipes" / "demo.yaml", [*TINY_OVERRIDES, f"run.dir={run}", *overrides])
 
     return build
+
+
+def assert_resumed_like_straight(reference, resumed, task: str) -> dict:
+    """A run resumed from a checkpoint took the rest of `reference`'s steps with exactly its
+    losses and ended with bit-identical weights. Returns the reference's metadata."""
+    import pytest
+    import torch
+
+    from psa.engine.checkpoints import load_weights
+
+    start = resumed.resumed_from
+    assert resumed.steps == reference.steps
+    assert resumed.losses == pytest.approx(reference.losses[start:], rel=0, abs=0)
+    a, meta = load_weights(reference.weights, task, "resnet10t")
+    b, _ = load_weights(resumed.weights, task, "resnet10t")
+    assert a.keys() == b.keys()
+    for key in a:
+        torch.testing.assert_close(a[key], b[key], rtol=0, atol=0, msg=key)
+    return meta

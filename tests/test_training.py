@@ -6,7 +6,8 @@ import dataclasses
 
 import numpy as np
 import pytest
-import torch
+
+from conftest import assert_resumed_like_straight
 
 from psa.data import build_source
 from psa.engine.checkpoints import WEIGHTS_FILE, complete_checkpoints, load_weights
@@ -51,11 +52,7 @@ def test_resume_continues_to_the_same_weights(tiny_recipe, tmp_path):
     second = _train(dataclasses.replace(split, cam=dataclasses.replace(
         split.cam, train=dataclasses.replace(split.cam.train, max_steps=0))), "cam")
     assert second.resumed_from == 3 and second.steps == reference.steps == 6
-    a, _ = load_weights(reference.weights, "cam", "resnet10t")
-    b, _ = load_weights(second.weights, "cam", "resnet10t")
-    for key in a:
-        torch.testing.assert_close(a[key], b[key], rtol=0, atol=0, msg=key)
-    assert second.losses == pytest.approx(reference.losses[3:], rel=0, abs=0)
+    assert_resumed_like_straight(reference, second, "cam")
 
 
 def _write_confident_labels_from_gt(recipe):
@@ -145,10 +142,6 @@ def test_resume_with_a_side_stream_continues_to_the_same_weights(tiny_recipe, tm
         split.cam, train=dataclasses.replace(split.cam.train, max_steps=0)))
     second = train(resumed_recipe, _with_side_stream(build_cam_task))
     assert second.resumed_from == 3 and second.steps == reference.steps == 6
-    assert second.losses == pytest.approx(reference.losses[3:], rel=0, abs=0)
-    a, _ = load_weights(reference.weights, "cam", "resnet10t")
-    b, _ = load_weights(second.weights, "cam", "resnet10t")
-    for key in a:
-        torch.testing.assert_close(a[key], b[key], rtol=0, atol=0, msg=key)
+    assert_resumed_like_straight(reference, second, "cam")
     info = json.loads((split.stage_dir("cam") / "run_info.json").read_text())
     assert info["batch"] == {"global": 8, "per_process": 8, "extra": {"global": 4, "per_process": 4}}
