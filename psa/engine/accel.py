@@ -6,6 +6,7 @@ from __future__ import annotations
 import logging
 import os
 
+import numpy as np
 import torch
 
 from ..config import Recipe
@@ -55,3 +56,10 @@ def check_global_batch(batch_size: int, key: str, num_processes: int) -> int:
 def shard(items: list, accelerator) -> list:
     """This process's share of a list (no padding, so nothing is counted twice)."""
     return items[accelerator.process_index :: accelerator.num_processes]
+
+
+def sum_over_processes(accelerator, array: np.ndarray) -> np.ndarray:
+    """A per-process array (confusion matrix, score rows) summed over every process, once."""
+    if accelerator.num_processes == 1:
+        return array
+    return accelerator.reduce(torch.from_numpy(array).to(accelerator.device), "sum").cpu().numpy()

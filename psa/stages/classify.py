@@ -14,7 +14,7 @@ import torch
 
 from ..config import Recipe
 from ..data.transforms import normalize
-from ..engine.accel import make_accelerator, shard
+from ..engine.accel import make_accelerator, shard, sum_over_processes
 from ..engine.report import Reporter
 from ..io import atomic_write_json
 from ..metrics import multilabel_scores
@@ -48,7 +48,7 @@ def evaluate_classifier(recipe: Recipe, split: str | None = None, reporter: Repo
             targets[position, item.source.image_labels(item.index) - 1] = 1.0
             reporter.update(done)
     reporter.finish()
-    logits, targets = (_sum_over_processes(accelerator, a) for a in (logits, targets))
+    logits, targets = (sum_over_processes(accelerator, a) for a in (logits, targets))
 
     scores = multilabel_scores(logits, targets, from_logits=True)
     metrics = {"source": SOURCE, "split": split, "images": len(items), "mAP": scores["mAP"],
@@ -58,12 +58,6 @@ def evaluate_classifier(recipe: Recipe, split: str | None = None, reporter: Repo
         _write_outputs(recipe, metrics)
     accelerator.wait_for_everyone()
     return metrics
-
-
-def _sum_over_processes(accelerator, array: np.ndarray) -> np.ndarray:
-    if accelerator.num_processes == 1:
-        return array
-    return accelerator.reduce(torch.from_numpy(array).to(accelerator.device), "sum").cpu().numpy()
 
 
 def _write_outputs(recipe: Recipe, metrics: dict) -> None:

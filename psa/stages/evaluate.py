@@ -20,7 +20,7 @@ from PIL import Image
 
 from ..config import Recipe
 from ..errors import PsaError
-from ..engine.accel import make_accelerator, shard
+from ..engine.accel import make_accelerator, shard, sum_over_processes
 from ..engine.report import Reporter
 from ..io import atomic_write_json, remove_stale_temp_files, save_image
 from ..metrics import confusion_matrix, segmentation_scores
@@ -134,8 +134,8 @@ def evaluate(recipe: Recipe, source: str | None = None, crf: bool = False, pred_
             pictures.append((item, gt, pred))
         reporter.update(position)
     reporter.finish()
-    conf = _sum_over_processes(accelerator, conf)
-    sweep = _sum_over_processes(accelerator, sweep)
+    conf = sum_over_processes(accelerator, conf)
+    sweep = sum_over_processes(accelerator, sweep)
 
     metrics = segmentation_scores(conf, classes)
     metrics.update({"source": name, "split": split, "images": len(items),
@@ -154,13 +154,6 @@ def evaluate(recipe: Recipe, source: str | None = None, crf: bool = False, pred_
         write_record(spec.record(recipe), expected, complete=True)
     accelerator.wait_for_everyone()
     return metrics
-
-
-def _sum_over_processes(accelerator, array: np.ndarray) -> np.ndarray:
-    if accelerator.num_processes == 1:
-        return array
-    tensor = torch.from_numpy(array).to(accelerator.device)
-    return accelerator.reduce(tensor, "sum").cpu().numpy()
 
 
 class _Predictor:
