@@ -116,6 +116,13 @@ class FixMatchConfig:
     tau_pos: float = 0.95  # the paper's single-label threshold, applied to each class's sigmoid
     tau_neg: float = 0.05  # its mirror image for absent classes
     lambda_u: float = 1.0
+    # λ_u grows linearly from 0 over this many steps (the paper: 0, full weight at once; a
+    # classifier trained from scratch gives mostly wrong confident labels in its first steps)
+    warmup_steps: int = 0
+    # cap each class's confident positives (negatives) in an unlabelled batch at its share
+    # (1 - share) of the labelled images: against a class the model over-predicts taking ever
+    # more pseudo-labels (psa/ops/semi_supervised.py); false = the paper's fixed thresholds
+    prior_cap: bool = False
     # strong view: RandAugment restricted to photometric ops (no shear/translate/rotate, so
     # the CAM geometry of both views is the same), then random erasing (Cutout)
     randaugment_ops: int = 2
@@ -472,6 +479,7 @@ def _check_semi(cam: CamConfig) -> None:
     _check(0 < fix.tau_neg <= 0.5 <= fix.tau_pos < 1, "cam.fixmatch.tau_pos",
            f"and tau_neg must satisfy 0 < tau_neg <= 0.5 <= tau_pos < 1, got {fix.tau_neg}, {fix.tau_pos}")
     _check(fix.lambda_u >= 0, "cam.fixmatch.lambda_u", "must be >= 0")
+    _check(fix.warmup_steps >= 0, "cam.fixmatch.warmup_steps", "must be >= 0")
     _check(fix.randaugment_ops >= 0, "cam.fixmatch.randaugment_ops", "must be >= 0")
     _check(0 <= fix.randaugment_magnitude <= 30, "cam.fixmatch.randaugment_magnitude", "must be in 0..30")
     _check(0 <= fix.erasing_prob <= 1, "cam.fixmatch.erasing_prob", "must be in [0, 1]")

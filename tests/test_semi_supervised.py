@@ -5,6 +5,7 @@ from __future__ import annotations
 import dataclasses
 import json
 import math
+import os
 
 import numpy as np
 import pytest
@@ -18,7 +19,7 @@ from psa.engine.checkpoints import load_weights
 from psa.engine.trainer import train
 from psa.errors import PsaError
 from psa.ops.semi_supervised import (
-    confident_pseudo_labels, linear_rampup, masked_bce, mixmatch_lambda, mixup, sharpen,
+    confident_pseudo_labels, linear_rampup, masked_bce, mixmatch_lambda, mixup, prior_caps, sharpen,
 )
 from psa.tasks.cam import build_cam_task
 from psa.tasks.cam_semi import FixMatchUnlabeled, fixmatch_loss, mixmatch_loss
@@ -42,6 +43,34 @@ def test_fixmatch_masks_each_class_and_averages_over_all_entries():
     assert masked_bce(strong, targets, mask).item() == pytest.approx(by_hand, rel=1e-6)
 
 
+def test_prior_caps_keep_each_class_to_its_labelled_share_of_the_batch():
+    generator = torch.Generator().manual_seed(0)
+    batch = torch.rand(10, 3, generator=generator)
+    priors = torch.tensor([0.25, 0.0, 0.625])
+    mine = batch[4:7]  # this process's rows of the global batch
+    may_pos, may_neg = prior_caps(mine, batch, priors)
+    for c, prior in enumerate(priors.tolist()):  # brute force: rank each row in its column
+        column = batch[:, c].tolist()
+        top = sorted(column, reverse=True)[:math.ceil(prior * 10)]
+        bottom = sorted(column)[:math.floor((1 - prior) * 10)]
+        for r in range(3):
+            assert bool(may_pos[r, c]) == (mine[r, c].item() in top)
+            assert bool(may_neg[r, c]) == (mine[r, c].item() in bottom)
+    # class 0: 3 of 10 (ceil 2.5) may be positive, 7 negative; class 1: none positive
+    may_pos, may_neg = prior_caps(batch, batch, priors)
+    assert may_pos.sum(0).tolist() == [3, 0, 7] and may_neg.sum(0).tolist() == [7, 10, 3]
+    # an exact product stays exact despite float32 (0.35 × 20 = 7.0000001 in float32)
+    column = torch.rand(20, 1, generator=generator)
+    may_pos, may_neg = prior_caps(column, column, torch.tensor([0.35]))
+    assert (may_pos.sum().item(), may_neg.sum().item()) == (7, 13)
+    # the caps only narrow the thresholds: confident entries must pass both
+    probs = torch.tensor([[0.99, 0.98], [0.97, 0.01], [0.96, 0.02], [0.01, 0.03]])
+    caps = prior_caps(probs, probs, torch.tensor([0.5, 0.25]))
+    targets, mask = confident_pseudo_labels(probs, 0.95, 0.05, caps)
+    assert targets.tolist() == [[1, 1], [1, 0], [0, 0], [0, 0]]
+    assert mask.tolist() == [[1, 1], [1, 1], [0, 1], [1, 1]]
+
+
 def test_fixmatch_loss_is_supervised_plus_weighted_confident_bce():
     class Fixed(torch.nn.Module):  # "model" returning given logits for the concatenated batch
         def __init__(self, logits):
@@ -57,12 +86,16 @@ def test_fixmatch_loss_is_supervised_plus_weighted_confident_bce():
     strong = torch.tensor([[-1.0, 3.0]])
     model = Fixed(torch.cat([labeled_logits, weak, strong]))
     batch = {"image": torch.zeros(1, 3, 8, 8), "target": torch.tensor([[1.0, 0.0]]),
-             "unlabeled": {"weak": torch.zeros(1, 3, 8, 8), "strong": torch.zeros(1, 3, 8, 8)}}
+             "unlabeled": {"weak": torch.zeros(1, 3, 8, 8), "strong": torch.zeros(1, 3, 8, 8)}, "step": 3}
     loss, scalars = fixmatch_loss(FixMatchConfig(lambda_u=2.0))(model, batch)
     supervised = (_bce(1.0, 1) + _bce(-2.0, 0)) / 2
     unsupervised = _bce(-1.0, 1) / 2
     assert loss.item() == pytest.approx(supervised + 2.0 * unsupervised, rel=1e-6)
     assert scalars["mask_rate"].item() == 0.5 and scalars["loss_unsup"].item() == pytest.approx(unsupervised)
+    # warm-up: at step 3 of 12, a quarter of lambda_u
+    loss, scalars = fixmatch_loss(FixMatchConfig(lambda_u=2.0, warmup_steps=12))(model, batch)
+    assert scalars["lambda_u"] == pytest.approx(0.5)
+    assert loss.item() == pytest.approx(supervised + 0.5 * unsupervised, rel=1e-6)
 
 
 def test_sharpening_each_class_as_a_bernoulli():
@@ -244,3 +277,17 @@ def test_supervised_default_is_the_plain_cam_task(tiny_recipe):
     assert CamConfig().method == "supervised" and CamConfig().labeled.fraction == 1.0
     assert isinstance(spec.dataset, CamTrainDataset) and spec.loss_fn is cam_loss and not spec.side
     assert spec.write_files is None
+
+
+@pytest.mark.slow
+def test_prior_caps_under_two_processes_equal_one_process():
+    import random
+    import subprocess
+    import sys
+
+    from conftest import ROOT
+
+    script = ROOT / "tests" / "scripts" / "gather_rows_check.py"
+    result = subprocess.run([sys.executable, str(script), str(random.randint(20000, 40000))],
+                            capture_output=True, text=True, timeout=120, env={**os.environ, "OMP_NUM_THREADS": "1"})
+    assert result.returncode == 0 and result.stdout.strip().endswith("OK"), result.stderr[-2000:]

@@ -30,3 +30,15 @@ def global_sum(tensor: torch.Tensor) -> torch.Tensor:
     if _active():
         dist.all_reduce(total, op=dist.ReduceOp.SUM)
     return total
+
+
+def gather_rows(tensor: torch.Tensor) -> torch.Tensor:
+    """The (B, ...) tensors of every process concatenated in rank order (a detached copy of
+    `tensor` without a process group): a decision over the global batch, made identically on
+    each process. All processes must pass the same shape (the engine's equal slices do)."""
+    local = tensor.detach().contiguous()
+    if not _active():
+        return local.clone()
+    parts = [torch.empty_like(local) for _ in range(dist.get_world_size())]
+    dist.all_gather(parts, local)
+    return torch.cat(parts)

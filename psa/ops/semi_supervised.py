@@ -8,6 +8,12 @@ Bernoulli, so:
   between. The strong view is trained with BCE on the confident entries only; the loss is the
   mean over *all* (image, class) entries, as FixMatch averages over all unlabelled images, so
   the unlabelled term grows with the share of confident entries (the mask rate).
+* Optionally (`prior_cap`) a class's confident positives in an unlabelled batch are at most
+  its share of the labelled images (ceil(prior × batch), the highest probabilities), and its
+  confident negatives at most floor((1 - prior) × batch), the lowest: a batch-level form of
+  class-distribution-aware pseudo-labelling (Xie et al., ICML 2023). A fixed threshold lets a
+  class the model over-predicts take ever more positives and learn from them (confirmation
+  bias); the cap keeps each class's pseudo-labels near the label distribution.
 * MixMatch's sharpening applies to each class's Bernoulli (p, 1-p) the paper's
   p_i^(1/T) / sum_j p_j^(1/T): p^(1/T) / (p^(1/T) + (1-p)^(1/T)). T -> 0 gives 0/1, T = 1
   leaves p; 0.5 stays 0.5 (an undecided class stays undecided).
@@ -19,12 +25,34 @@ import torch
 import torch.nn.functional as F
 
 
-def confident_pseudo_labels(probs: torch.Tensor, tau_pos: float, tau_neg: float) -> tuple[torch.Tensor, torch.Tensor]:
+def confident_pseudo_labels(probs: torch.Tensor, tau_pos: float, tau_neg: float,
+                            caps: tuple[torch.Tensor, torch.Tensor] | None = None) -> tuple[torch.Tensor, torch.Tensor]:
     """(targets, mask), both like `probs` (B, C): targets 1 where p > tau_pos else 0; mask 1
-    where p > tau_pos or p < tau_neg (the entries the strong view learns)."""
-    positive = probs > tau_pos
-    mask = positive | (probs < tau_neg)
+    where p > tau_pos or p < tau_neg (the entries the strong view learns). `caps` (from
+    `prior_caps`) further restricts which entries may be positive and negative."""
+    positive, negative = probs > tau_pos, probs < tau_neg
+    if caps is not None:
+        positive, negative = positive & caps[0], negative & caps[1]
+    mask = positive | negative
     return positive.to(probs.dtype), mask.to(probs.dtype)
+
+
+def prior_caps(probs: torch.Tensor, batch_probs: torch.Tensor, priors: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """(may_be_positive, may_be_negative), both like `probs` (B, C): for each class c, the
+    entries of `probs` at or above the ceil(priors[c] × M)-th highest of `batch_probs[:, c]`,
+    and at or below its floor((1 - priors[c]) × M)-th lowest (M = rows of `batch_probs`, the
+    global unlabelled batch that `probs`, this process's rows, belongs to). A cap of 0 rows
+    allows none."""
+    count = batch_probs.shape[0]
+    ordered = batch_probs.sort(dim=0, descending=True).values  # (M, C), column-wise
+    # the tolerance keeps float error from turning an exact 7.0000001 into 8
+    pos_count = torch.ceil(priors.double() * count - 1e-6).long().clamp(0, count)
+    neg_count = torch.floor((1 - priors.double()) * count + 1e-6).long().clamp(0, count)
+    inf = torch.full_like(priors, float("inf"), dtype=probs.dtype)
+    # the k-th highest is ordered[k - 1]; the k-th lowest is ordered[M - k]
+    pos_floor = torch.where(pos_count > 0, ordered.gather(0, (pos_count - 1).clamp_min(0)[None])[0], inf)
+    neg_ceiling = torch.where(neg_count > 0, ordered.gather(0, (count - neg_count).clamp_max(count - 1)[None])[0], -inf)
+    return probs >= pos_floor, probs <= neg_ceiling
 
 
 def masked_bce(logits: torch.Tensor, targets: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:

@@ -17,11 +17,12 @@ from ..data import transforms as T
 from ..data.base import check_files
 from ..data.labeled_split import choose_labeled, write_split
 from ..data.strong_augment import photometric_randaugment, random_erasing
+from ..engine.distributed import gather_rows
 from ..engine.side_stream import SideData
 from ..engine.trainer import TaskSpec
 from ..errors import PsaError
 from ..ops.semi_supervised import (
-    confident_pseudo_labels, linear_rampup, masked_bce, mixmatch_lambda, mixup, sharpen,
+    confident_pseudo_labels, linear_rampup, masked_bce, mixmatch_lambda, mixup, prior_caps, sharpen,
 )
 from .cam import CamTrainDataset, build_cam_model, cam_augment, cam_loss, cam_preview
 from .common import apply_freeze_backbone
@@ -66,7 +67,8 @@ class MixMatchUnlabeled(Dataset):
         return {"views": torch.stack([cam_augment(image, self.cam) for _ in range(self.cam.mixmatch.k)])}
 
 
-def fixmatch_loss(cfg: FixMatchConfig):
+def fixmatch_loss(cfg: FixMatchConfig, priors: torch.Tensor | None = None):
+    """`priors` (C,): each class's share of the labelled images, for `cfg.prior_cap`."""
     def loss_fn(model, batch: dict) -> tuple[torch.Tensor, dict]:
         labeled, unlabeled = batch["image"], batch["unlabeled"]
         n, m = labeled.shape[0], unlabeled["weak"].shape[0]
@@ -74,10 +76,14 @@ def fixmatch_loss(cfg: FixMatchConfig):
         logits = model(torch.cat([labeled, unlabeled["weak"], unlabeled["strong"]])).float()
         logits_l, logits_weak, logits_strong = logits.split([n, m, m])
         supervised = F.multilabel_soft_margin_loss(logits_l, batch["target"])
-        targets, mask = confident_pseudo_labels(torch.sigmoid(logits_weak.detach()), cfg.tau_pos, cfg.tau_neg)
+        probs = torch.sigmoid(logits_weak.detach())
+        # the caps rank this process's rows within the global unlabelled batch
+        caps = prior_caps(probs, gather_rows(probs), priors.to(probs.device)) if cfg.prior_cap else None
+        targets, mask = confident_pseudo_labels(probs, cfg.tau_pos, cfg.tau_neg, caps)
         unsupervised = masked_bce(logits_strong, targets, mask)
-        return supervised + cfg.lambda_u * unsupervised, {
-            "loss_sup": supervised.detach(), "loss_unsup": unsupervised.detach(),
+        weight = cfg.lambda_u * linear_rampup(batch["step"], cfg.warmup_steps)
+        return supervised + weight * unsupervised, {
+            "loss_sup": supervised.detach(), "loss_unsup": unsupervised.detach(), "lambda_u": weight,
             "mask_rate": mask.mean(), "mask_rate_pos": (targets * mask).mean(),
         }
     return loss_fn
@@ -112,8 +118,11 @@ def build_semi_cam_task(recipe: Recipe, source) -> TaskSpec:
     cam = recipe.cam
     check_files(source)
     split = choose_labeled(list(source.ids), cam.labeled, "cam.labeled")
-    for index in split.labeled:  # only the labelled images need labels
-        source.image_labels(index)
+    # only the labelled images need labels; their class shares are FixMatch's prior caps
+    priors = torch.zeros(len(source.classes) - 1)
+    for index in split.labeled:
+        priors[torch.as_tensor(source.image_labels(index), dtype=torch.long) - 1] += 1
+    priors /= max(len(split.labeled), 1)
     labeled = Subset(CamTrainDataset(source, cam), split.labeled)
     if len(labeled) < cam.train.batch_size:
         raise PsaError(f"recipe key 'cam.labeled': {len(labeled)} labelled images are fewer than "
@@ -127,7 +136,7 @@ def build_semi_cam_task(recipe: Recipe, source) -> TaskSpec:
             raise PsaError(f"recipe key '{key}': {len(dataset)} unlabelled images are fewer than one batch "
                            f"of {settings.mu} × cam.train.batch_size = {batch}")
         side = {"unlabeled": SideData(dataset, batch, key)}
-        loss_fn = fixmatch_loss(settings) if cam.method == "fixmatch" else mixmatch_loss(settings)
+        loss_fn = fixmatch_loss(settings, priors) if cam.method == "fixmatch" else mixmatch_loss(settings)
     ids = list(source.ids)
     return TaskSpec(
         name="cam", train=cam.train, dataset=labeled,
