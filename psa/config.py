@@ -21,6 +21,7 @@ from typing import Any, Optional
 
 import yaml
 
+from .constants import PHOTOMETRIC_OPS
 from .errors import PsaError
 
 TASKS = ("cam", "affinity", "seg", "cps")
@@ -123,12 +124,20 @@ class FixMatchConfig:
     # (1 - share) of the labelled images: against a class the model over-predicts taking ever
     # more pseudo-labels (psa/ops/semi_supervised.py); false = the paper's fixed thresholds
     prior_cap: bool = False
+    # shift each class's weak-view logit by logit(share in the labelled images) - logit(mean
+    # sigmoid over the global unlabelled batch) before thresholding: ReMixMatch's distribution
+    # alignment for a per-class Bernoulli (psa/ops/semi_supervised.py); false = the paper
+    distribution_alignment: bool = False
     # strong view: RandAugment restricted to photometric ops (no shear/translate/rotate, so
     # the CAM geometry of both views is the same), then random erasing (Cutout)
     randaugment_ops: int = 2
     randaugment_magnitude: int = 10  # of torchvision's 31 bins
+    # the ops RandAugment draws from (names from psa.constants.PHOTOMETRIC_OPS); narrow it to
+    # the ops that keep what tells the classes apart, e.g. drop Solarize, Equalize, AutoContrast
+    # and Color where classes differ by hue
+    randaugment_space: list[str] = field(default_factory=lambda: list(PHOTOMETRIC_OPS))
     erasing_prob: float = 1.0
-    erasing_scale: list = field(default_factory=lambda: [0.02, 0.25])  # erased share of the crop
+    erasing_scale: list[float] = field(default_factory=lambda: [0.02, 0.25])  # erased share of the crop
 
 
 @dataclass
@@ -142,6 +151,9 @@ class MixMatchConfig:
     alpha: float = 0.75  # MixUp Beta(alpha, alpha)
     lambda_u: float = 75.0  # weight of the squared-error loss once ramped up
     rampup_steps: int = 16000  # lambda_u grows linearly from 0 over these steps
+    # align the averaged guesses to the labelled class shares before sharpening (ReMixMatch),
+    # as cam.fixmatch.distribution_alignment; false = the paper
+    distribution_alignment: bool = False
 
 
 @dataclass
@@ -154,9 +166,9 @@ class CamConfig:
     fixmatch: FixMatchConfig = field(default_factory=FixMatchConfig)
     mixmatch: MixMatchConfig = field(default_factory=MixMatchConfig)
     crop_size: int = 448
-    resize_long: list = field(default_factory=lambda: [256, 512])
-    color_jitter: list = field(default_factory=lambda: [0.3, 0.3, 0.3, 0.1])
-    scales: list = field(default_factory=lambda: [1.0, 0.5, 1.5, 2.0])
+    resize_long: list[int] = field(default_factory=lambda: [256, 512])
+    color_jitter: list[float] = field(default_factory=lambda: [0.3, 0.3, 0.3, 0.1])
+    scales: list[float] = field(default_factory=lambda: [1.0, 0.5, 1.5, 2.0])
     flip: bool = True
     low_alpha: float = 4.0  # inflates the background: what survives is confident foreground
     high_alpha: float = 32.0  # shrinks the background: what survives is confident background
@@ -168,7 +180,7 @@ class CamConfig:
 class AffinityConfig:
     train: TrainConfig = field(default_factory=lambda: TrainConfig(epochs=8, batch_size=8))
     crop_size: int = 448
-    color_jitter: list = field(default_factory=lambda: [0.3, 0.3, 0.3, 0.1])
+    color_jitter: list[float] = field(default_factory=lambda: [0.3, 0.3, 0.3, 0.1])
     radius: int = 5
     init: str = "imagenet"  # imagenet | cam (start the backbone from the CAM checkpoint)
     # all: supervise every pair | reference: only the reference's (no pair anchored in the
@@ -203,9 +215,9 @@ class SegConfig:
     head: str = "aspp"  # aspp (DeepLab-v2) | deeplabv3
     labels: str = "pseudo"  # pseudo | pseudo_crf | gt (upper bound)
     crop_size: int = 448
-    resize_range: list = field(default_factory=lambda: [0.5, 1.5])
-    color_jitter: list = field(default_factory=lambda: [0.3, 0.3, 0.3, 0.1])
-    scales: list = field(default_factory=lambda: [1.0, 0.75, 1.25])
+    resize_range: list[float] = field(default_factory=lambda: [0.5, 1.5])
+    color_jitter: list[float] = field(default_factory=lambda: [0.3, 0.3, 0.3, 0.1])
+    scales: list[float] = field(default_factory=lambda: [1.0, 0.75, 1.25])
     flip: bool = True
     split: str = ""  # images `tools/predict.py` segments; "" = data.val_split
 
@@ -234,7 +246,7 @@ class CpsConfig(SegConfig):
 
 @dataclass
 class EvalConfig:
-    bg_sweep: list = field(default_factory=lambda: [0.05, 0.5, 0.05])  # start, stop, step
+    bg_sweep: list[float] = field(default_factory=lambda: [0.05, 0.5, 0.05])  # start, stop, step
     num_pictures: int = 8
     crf_workers: int = 0  # 0 = one per core
 
@@ -247,7 +259,7 @@ PIPELINE_STEPS = [
 
 @dataclass
 class PipelineConfig:
-    steps: list = field(default_factory=lambda: list(PIPELINE_STEPS))  # which steps tools/pipeline.py runs
+    steps: list[str] = field(default_factory=lambda: list(PIPELINE_STEPS))  # which steps tools/pipeline.py runs
 
 
 @dataclass
@@ -437,9 +449,11 @@ def _coerce(hint: Any, value: Any, key: str) -> Any:
             return str(value)
         raise _type_error(key, "a string", value)
     if hint is list or origin is list:
-        if isinstance(value, (list, tuple)):
-            return list(value)
-        raise _type_error(key, "a list", value)
+        if not isinstance(value, (list, tuple)):
+            raise _type_error(key, "a list", value)
+        # list[float] makes [0.3, 0] the same recipe as [0.3, 0.0] (and its fingerprint)
+        item_hint = typing.get_args(hint)[0] if typing.get_args(hint) else None
+        return [_coerce(item_hint, item, f"{key}[{i}]") if item_hint else item for i, item in enumerate(value)]
     return value
 
 
@@ -482,6 +496,9 @@ def _check_semi(cam: CamConfig) -> None:
     _check(fix.warmup_steps >= 0, "cam.fixmatch.warmup_steps", "must be >= 0")
     _check(fix.randaugment_ops >= 0, "cam.fixmatch.randaugment_ops", "must be >= 0")
     _check(0 <= fix.randaugment_magnitude <= 30, "cam.fixmatch.randaugment_magnitude", "must be in 0..30")
+    unknown = [op for op in fix.randaugment_space if op not in PHOTOMETRIC_OPS]
+    _check(fix.randaugment_space and not unknown, "cam.fixmatch.randaugment_space",
+           f"must be a non-empty list of {list(PHOTOMETRIC_OPS)}" + (f", got unknown {unknown}" if unknown else ""))
     _check(0 <= fix.erasing_prob <= 1, "cam.fixmatch.erasing_prob", "must be in [0, 1]")
     _check(len(fix.erasing_scale) == 2 and 0 < fix.erasing_scale[0] <= fix.erasing_scale[1] < 1,
            "cam.fixmatch.erasing_scale", "must be [min, max] with 0 < min <= max < 1")

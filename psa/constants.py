@@ -13,6 +13,10 @@ IMAGENET_STD = (0.229, 0.224, 0.225)
 
 FEATURE_STRIDE = 8  # every PSA network works at output stride 8
 
+# torchvision RandAugment's ops that leave the geometry alone: the FixMatch strong views' space
+PHOTOMETRIC_OPS = ("Identity", "Brightness", "Color", "Contrast", "Sharpness", "Posterize", "Solarize",
+                   "AutoContrast", "Equalize")
+
 
 def voc_palette() -> list[int]:
     """The standard VOC colour map as a flat 768-entry PIL palette (bit-interleaved)."""

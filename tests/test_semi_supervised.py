@@ -14,12 +14,13 @@ import torch
 from conftest import assert_resumed_like_straight
 
 from psa.config import CamConfig, FixMatchConfig, MixMatchConfig
-from psa.data.strong_augment import GEOMETRIC_OPS, PhotometricRandAugment
+from psa.data.strong_augment import GEOMETRIC_OPS, PhotometricRandAugment, photometric_randaugment
 from psa.engine.checkpoints import load_weights
 from psa.engine.trainer import train
 from psa.errors import PsaError
 from psa.ops.semi_supervised import (
-    confident_pseudo_labels, linear_rampup, masked_bce, mixmatch_lambda, mixup, prior_caps, sharpen,
+    align_distribution, confident_pseudo_labels, linear_rampup, masked_bce, mixmatch_lambda, mixup, prior_caps,
+    sharpen,
 )
 from psa.tasks.cam import build_cam_task
 from psa.tasks.cam_semi import FixMatchUnlabeled, fixmatch_loss, mixmatch_loss
@@ -71,6 +72,26 @@ def test_prior_caps_keep_each_class_to_its_labelled_share_of_the_batch():
     assert mask.tolist() == [[1, 1], [1, 1], [0, 1], [1, 1]]
 
 
+def test_distribution_alignment_is_remixmatch_on_each_bernoulli():
+    probs = torch.tensor([[0.9, 0.2], [0.6, 0.01], [0.3, 0.05]])
+    priors = torch.tensor([0.25, 0.5])
+    aligned = align_distribution(probs, probs, priors)
+    # ReMixMatch by hand: p·π/m over the outcomes (p, 1 - p), normalised
+    for c, prior in enumerate(priors.tolist()):
+        mean = probs[:, c].mean().item()
+        for r in range(3):
+            p = probs[r, c].item()
+            present, absent = p * prior / mean, (1 - p) * (1 - prior) / (1 - mean)
+            assert aligned[r, c].item() == pytest.approx(present / (present + absent), rel=1e-5)
+    # the over-predicted class 0 (mean 0.6, share 0.25) loses, the under-predicted one gains;
+    # the order within a class stays
+    assert (aligned[:, 0] < probs[:, 0]).all() and (aligned[:, 1] > probs[:, 1]).all()
+    assert torch.equal(aligned.argsort(0), probs.argsort(0))
+    # a class no labelled image has stays finite and goes to (almost) absent
+    aligned = align_distribution(probs, probs, torch.tensor([0.0, 1.0]))
+    assert torch.isfinite(aligned).all() and (aligned[:, 0] < 1e-3).all() and (aligned[:, 1] > 0.99).all()
+
+
 def test_fixmatch_loss_is_supervised_plus_weighted_confident_bce():
     class Fixed(torch.nn.Module):  # "model" returning given logits for the concatenated batch
         def __init__(self, logits):
@@ -96,6 +117,10 @@ def test_fixmatch_loss_is_supervised_plus_weighted_confident_bce():
     loss, scalars = fixmatch_loss(FixMatchConfig(lambda_u=2.0, warmup_steps=12))(model, batch)
     assert scalars["lambda_u"] == pytest.approx(0.5)
     assert loss.item() == pytest.approx(supervised + 0.5 * unsupervised, rel=1e-6)
+    # aligned to a share of 0.1 from a batch mean of 0.982, the 0.982 becomes 0.1: ignored
+    aligned = FixMatchConfig(lambda_u=2.0, distribution_alignment=True)
+    loss, scalars = fixmatch_loss(aligned, torch.tensor([0.1, 0.5]))(model, batch)
+    assert scalars["mask_rate"].item() == 0.0 and loss.item() == pytest.approx(supervised, rel=1e-6)
 
 
 def test_sharpening_each_class_as_a_bernoulli():
@@ -120,14 +145,17 @@ def test_mixup_by_hand_and_lambda_at_least_a_half():
     assert [linear_rampup(s, 10) for s in (0, 5, 10, 20)] == [0.0, 0.5, 1.0, 1.0] and linear_rampup(3, 0) == 1.0
 
 
-def test_mixmatch_loss_mixes_guesses_and_ramps_the_unlabelled_weight():
+@pytest.mark.parametrize("aligned", [False, True])
+def test_mixmatch_loss_mixes_guesses_and_ramps_the_unlabelled_weight(aligned):
     torch.manual_seed(0)
     model = torch.nn.Sequential(torch.nn.Flatten(), torch.nn.Linear(3 * 4 * 4, 2))
     batch = {"image": torch.randn(2, 3, 4, 4), "target": torch.tensor([[1.0, 0.0], [0.0, 1.0]]),
              "unlabeled": {"views": torch.randn(2, 3, 3, 4, 4)}, "step": 5}
-    cfg = MixMatchConfig(k=3, temperature=0.5, alpha=0.75, lambda_u=10.0, rampup_steps=10)
+    cfg = MixMatchConfig(k=3, temperature=0.5, alpha=0.75, lambda_u=10.0, rampup_steps=10,
+                         distribution_alignment=aligned)
+    shares = torch.tensor([0.1, 0.7])
     torch.manual_seed(1)
-    loss, scalars = mixmatch_loss(cfg)(model, batch)
+    loss, scalars = mixmatch_loss(cfg, shares)(model, batch)
     # by hand with the same random draws: λ first, then the permutation
     torch.manual_seed(1)
     lam = mixmatch_lambda(0.75)
@@ -136,6 +164,10 @@ def test_mixmatch_loss_mixes_guesses_and_ramps_the_unlabelled_weight():
     unlabeled = torch.cat([views[:, v] for v in range(3)])
     with torch.no_grad():
         guess = sum(torch.sigmoid(model(views[:, v])) for v in range(3)) / 3
+    if aligned:  # ReMixMatch's p·share/mean over (present, absent), normalised
+        mean = guess.mean(0)
+        present, absent = guess * shares / mean, (1 - guess) * (1 - shares) / (1 - mean)
+        guess = present / (present + absent)
     guess = guess**2 / (guess**2 + (1 - guess) ** 2)
     inputs = torch.cat([batch["image"], unlabeled])
     targets = torch.cat([batch["target"], guess, guess, guess])
@@ -151,6 +183,20 @@ def test_mixmatch_loss_mixes_guesses_and_ramps_the_unlabelled_weight():
 def test_photometric_randaugment_has_no_geometric_op():
     space = PhotometricRandAugment()._augmentation_space(31, (32, 32))
     assert space and not set(space) & set(GEOMETRIC_OPS) and "Solarize" in space
+
+
+def test_randaugment_space_narrows_the_ops():
+    from torchvision.transforms import functional as TF
+
+    image = np.random.default_rng(0).integers(0, 256, (24, 24, 3), dtype=np.uint8)
+    assert np.array_equal(photometric_randaugment(image, 2, 30, ["Identity"]), image)
+    # magnitude 10 of 31 bins: torchvision's solarize threshold is linspace(255, 0, 31)[10]
+    threshold = float(torch.linspace(255.0, 0.0, 31)[10])
+    expected = TF.solarize(torch.from_numpy(image).permute(2, 0, 1), threshold).permute(1, 2, 0).numpy()
+    assert np.array_equal(photometric_randaugment(image, 1, 10, ["Solarize"]), expected)
+    assert not np.array_equal(expected, image)
+    with pytest.raises(ValueError, match="Rotate"):
+        PhotometricRandAugment(["Rotate"])
 
 
 def test_weak_and_strong_views_share_the_crop(tiny_recipe):

@@ -14,6 +14,14 @@ Bernoulli, so:
   class-distribution-aware pseudo-labelling (Xie et al., ICML 2023). A fixed threshold lets a
   class the model over-predicts take ever more positives and learn from them (confirmation
   bias); the cap keeps each class's pseudo-labels near the label distribution.
+* Optionally (`distribution_alignment`) the predictions are first aligned to the labelled
+  class shares, as ReMixMatch (Berthelot et al., ICLR 2020) does: p~ ∝ p × prior / mean(p),
+  normalised over the outcomes. For a class's Bernoulli (p, 1-p) with share π and mean
+  prediction m that is p π/m / (p π/m + (1-p)(1-π)/(1-m)), i.e. its logit shifted by
+  logit(π) - logit(m): a class the model over-predicts on the unlabelled images loses
+  confidence everywhere, an under-predicted one gains, and the ranking within a class stays.
+  m is the mean over the global unlabelled batch (ReMixMatch: a moving average of 128
+  batches), so nothing but the batch is state and resume stays exact.
 * MixMatch's sharpening applies to each class's Bernoulli (p, 1-p) the paper's
   p_i^(1/T) / sum_j p_j^(1/T): p^(1/T) / (p^(1/T) + (1-p)^(1/T)). T -> 0 gives 0/1, T = 1
   leaves p; 0.5 stays 0.5 (an undecided class stays undecided).
@@ -53,6 +61,15 @@ def prior_caps(probs: torch.Tensor, batch_probs: torch.Tensor, priors: torch.Ten
     pos_floor = torch.where(pos_count > 0, ordered.gather(0, (pos_count - 1).clamp_min(0)[None])[0], inf)
     neg_ceiling = torch.where(neg_count > 0, ordered.gather(0, (count - neg_count).clamp_max(count - 1)[None])[0], -inf)
     return probs >= pos_floor, probs <= neg_ceiling
+
+
+def align_distribution(probs: torch.Tensor, batch_probs: torch.Tensor, priors: torch.Tensor,
+                       eps: float = 1e-4) -> torch.Tensor:
+    """`probs` (B, C) with each class's logit shifted by logit(priors[c]) - logit(mean of
+    `batch_probs[:, c]`), the global batch `probs` belongs to; shares and means are clamped to
+    [eps, 1 - eps] so a class no labelled image has stays finite (and near 0)."""
+    shift = torch.logit(priors.clamp(eps, 1 - eps)) - torch.logit(batch_probs.mean(0).clamp(eps, 1 - eps))
+    return torch.sigmoid(torch.logit(probs.clamp(1e-7, 1 - 1e-7)) + shift)
 
 
 def masked_bce(logits: torch.Tensor, targets: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:

@@ -22,7 +22,8 @@ from ..engine.side_stream import SideData
 from ..engine.trainer import TaskSpec
 from ..errors import PsaError
 from ..ops.semi_supervised import (
-    confident_pseudo_labels, linear_rampup, masked_bce, mixmatch_lambda, mixup, prior_caps, sharpen,
+    align_distribution, confident_pseudo_labels, linear_rampup, masked_bce, mixmatch_lambda, mixup, prior_caps,
+    sharpen,
 )
 from .cam import CamTrainDataset, build_cam_model, cam_augment, cam_loss, cam_preview
 from .common import apply_freeze_backbone
@@ -31,8 +32,8 @@ from .common import apply_freeze_backbone
 class FixMatchUnlabeled(Dataset):
     """A weak and a strong view of each unlabelled image. Both share the resize, flip and
     crop, so a pseudo-label from the weak view refers to the content the strong view shows;
-    the weak view is the CAM augmentation, the strong one adds photometric RandAugment and
-    random erasing."""
+    the weak view is the CAM augmentation, the strong one adds photometric RandAugment (over
+    `randaugment_space`) and random erasing."""
 
     def __init__(self, source, indices: list[int], cam: CamConfig):
         self.source, self.indices, self.cam = source, indices, cam
@@ -47,7 +48,7 @@ class FixMatchUnlabeled(Dataset):
         image, _ = T.random_hflip(image, None)
         weak = T.color_jitter(image, cam.color_jitter)
         strong = photometric_randaugment(T.color_jitter(image, cam.color_jitter), fix.randaugment_ops,
-                                         fix.randaugment_magnitude)
+                                         fix.randaugment_magnitude, fix.randaugment_space)
         # one crop of both views stacked on the channels: the same window for each
         both, _ = T.random_crop(torch.cat([T.normalize(weak), T.normalize(strong)]), None, cam.crop_size, fill=0.0)
         return {"weak": both[:3], "strong": random_erasing(both[3:], fix.erasing_prob, fix.erasing_scale)}
@@ -77,8 +78,11 @@ def fixmatch_loss(cfg: FixMatchConfig, priors: torch.Tensor | None = None):
         logits_l, logits_weak, logits_strong = logits.split([n, m, m])
         supervised = F.multilabel_soft_margin_loss(logits_l, batch["target"])
         probs = torch.sigmoid(logits_weak.detach())
+        shares = priors.to(probs.device) if priors is not None else None
+        if cfg.distribution_alignment:
+            probs = align_distribution(probs, gather_rows(probs), shares)
         # the caps rank this process's rows within the global unlabelled batch
-        caps = prior_caps(probs, gather_rows(probs), priors.to(probs.device)) if cfg.prior_cap else None
+        caps = prior_caps(probs, gather_rows(probs), shares) if cfg.prior_cap else None
         targets, mask = confident_pseudo_labels(probs, cfg.tau_pos, cfg.tau_neg, caps)
         unsupervised = masked_bce(logits_strong, targets, mask)
         weight = cfg.lambda_u * linear_rampup(batch["step"], cfg.warmup_steps)
@@ -89,13 +93,16 @@ def fixmatch_loss(cfg: FixMatchConfig, priors: torch.Tensor | None = None):
     return loss_fn
 
 
-def mixmatch_loss(cfg: MixMatchConfig):
+def mixmatch_loss(cfg: MixMatchConfig, priors: torch.Tensor | None = None):
+    """`priors` (C,): each class's share of the labelled images, for `cfg.distribution_alignment`."""
     def loss_fn(model, batch: dict) -> tuple[torch.Tensor, dict]:
         labeled, views = batch["image"], batch["unlabeled"]["views"]
         n, (m, k) = labeled.shape[0], views.shape[:2]
         unlabeled = views.transpose(0, 1).reshape(k * m, *views.shape[2:])  # view-major
         with torch.no_grad():  # label guessing: mean over the K views, sharpened per class
             guess = torch.sigmoid(model(unlabeled).float()).view(k, m, -1).mean(0)
+            if cfg.distribution_alignment:
+                guess = align_distribution(guess, gather_rows(guess), priors.to(guess.device))
             guess = sharpen(guess, cfg.temperature)
         inputs = torch.cat([labeled, unlabeled])
         targets = torch.cat([batch["target"].float(), guess.repeat(k, 1)])
@@ -118,7 +125,8 @@ def build_semi_cam_task(recipe: Recipe, source) -> TaskSpec:
     cam = recipe.cam
     check_files(source)
     split = choose_labeled(list(source.ids), cam.labeled, "cam.labeled")
-    # only the labelled images need labels; their class shares are FixMatch's prior caps
+    # only the labelled images need labels; their class shares are the prior caps' and the
+    # distribution alignment's target
     priors = torch.zeros(len(source.classes) - 1)
     for index in split.labeled:
         priors[torch.as_tensor(source.image_labels(index), dtype=torch.long) - 1] += 1
@@ -136,7 +144,7 @@ def build_semi_cam_task(recipe: Recipe, source) -> TaskSpec:
             raise PsaError(f"recipe key '{key}': {len(dataset)} unlabelled images are fewer than one batch "
                            f"of {settings.mu} × cam.train.batch_size = {batch}")
         side = {"unlabeled": SideData(dataset, batch, key)}
-        loss_fn = fixmatch_loss(settings, priors) if cam.method == "fixmatch" else mixmatch_loss(settings)
+        loss_fn = (fixmatch_loss if cam.method == "fixmatch" else mixmatch_loss)(settings, priors)
     ids = list(source.ids)
     return TaskSpec(
         name="cam", train=cam.train, dataset=labeled,
