@@ -121,6 +121,10 @@ def test_fixmatch_loss_is_supervised_plus_weighted_confident_bce():
     aligned = FixMatchConfig(lambda_u=2.0, distribution_alignment=True)
     loss, scalars = fixmatch_loss(aligned, torch.tensor([0.1, 0.5]))(model, batch)
     assert scalars["mask_rate"].item() == 0.0 and loss.item() == pytest.approx(supervised, rel=1e-6)
+    # with the caps too (ranked on the aligned batch): still nothing confident
+    capped = dataclasses.replace(aligned, prior_cap=True)
+    loss, scalars = fixmatch_loss(capped, torch.tensor([0.1, 0.5]))(model, batch)
+    assert scalars["mask_rate"].item() == 0.0 and loss.item() == pytest.approx(supervised, rel=1e-6)
 
 
 def test_sharpening_each_class_as_a_bernoulli():

@@ -79,10 +79,13 @@ def fixmatch_loss(cfg: FixMatchConfig, priors: torch.Tensor | None = None):
         supervised = F.multilabel_soft_margin_loss(logits_l, batch["target"])
         probs = torch.sigmoid(logits_weak.detach())
         shares = priors.to(probs.device) if priors is not None else None
+        # both options decide over the global unlabelled batch: gathered once
+        batch_probs = gather_rows(probs) if cfg.distribution_alignment or cfg.prior_cap else None
         if cfg.distribution_alignment:
-            probs = align_distribution(probs, gather_rows(probs), shares)
-        # the caps rank this process's rows within the global unlabelled batch
-        caps = prior_caps(probs, gather_rows(probs), shares) if cfg.prior_cap else None
+            # a per-class logit shift keeps each class's ranking, so the caps below see the same order
+            probs, batch_probs = (align_distribution(probs, batch_probs, shares),
+                                  align_distribution(batch_probs, batch_probs, shares))
+        caps = prior_caps(probs, batch_probs, shares) if cfg.prior_cap else None
         targets, mask = confident_pseudo_labels(probs, cfg.tau_pos, cfg.tau_neg, caps)
         unsupervised = masked_bce(logits_strong, targets, mask)
         weight = cfg.lambda_u * linear_rampup(batch["step"], cfg.warmup_steps)
