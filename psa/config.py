@@ -26,6 +26,7 @@ from .errors import PsaError
 
 TASKS = ("cam", "affinity", "seg", "cps")
 CAM_METHODS = ("supervised", "fixmatch", "mixmatch")
+TEACHERS = ("model", "ema")  # who labels the unlabelled images in FixMatch / MixMatch
 
 
 @dataclass
@@ -96,6 +97,9 @@ class TrainConfig:
     max_steps: int = 0  # >0 stops early (smoke runs); the LR schedule still uses the full length
     # train only the new layers on a fixed ImageNet backbone (few images: fine-tuning overfits)
     freeze_backbone: bool = False
+    # >0: keep an exponential moving average of the weights (psa/engine/ema.py) and hand it to
+    # the next stages as the trained model; FixMatch and MixMatch report theirs with 0.999
+    ema_decay: float = 0.0
 
 
 @dataclass
@@ -105,6 +109,10 @@ class LabeledConfig:
     list_file: str = ""  # labelled ids, one a line; wins over fraction
     fraction: float = 1.0  # else this share of the split, drawn with `seed`
     seed: int = 0
+    # draw the fraction so that each class's labelled count is near its share of the split
+    # (the best of 1000 seeded draws), as the SSL papers' labelled sets are class-balanced;
+    # false = one uniform draw, whose few labelled images can miss or crowd a class
+    stratify: bool = False
 
 
 @dataclass
@@ -128,6 +136,10 @@ class FixMatchConfig:
     # sigmoid over the global unlabelled batch) before thresholding: ReMixMatch's distribution
     # alignment for a per-class Bernoulli (psa/ops/semi_supervised.py); false = the paper
     distribution_alignment: bool = False
+    # which network labels the weak views: "model" (the paper: the model being trained) or
+    # "ema", the weight average of cam.train.ema_decay (a mean teacher: its mistakes lag the
+    # student's instead of repeating them at once)
+    teacher: str = "model"
     # strong view: RandAugment restricted to photometric ops (no shear/translate/rotate, so
     # the CAM geometry of both views is the same), then random erasing (Cutout)
     randaugment_ops: int = 2
@@ -154,6 +166,8 @@ class MixMatchConfig:
     # align the averaged guesses to the labelled class shares before sharpening (ReMixMatch),
     # as cam.fixmatch.distribution_alignment; false = the paper
     distribution_alignment: bool = False
+    # which network guesses the labels: "model" (the paper) or "ema", as cam.fixmatch.teacher
+    teacher: str = "model"
 
 
 @dataclass
@@ -479,6 +493,7 @@ def _check_train(train: TrainConfig, prefix: str) -> None:
     _check(train.keep_checkpoints >= 1, f"{prefix}.keep_checkpoints", "must be >= 1")
     _check(train.log_every >= 1, f"{prefix}.log_every", "must be >= 1")
     _check(train.max_steps >= 0, f"{prefix}.max_steps", "must be >= 0")
+    _check(0 <= train.ema_decay < 1, f"{prefix}.ema_decay", f"must be in [0, 1), got {train.ema_decay}")
 
 
 def _check_labeled(labeled: LabeledConfig, prefix: str) -> None:
@@ -509,6 +524,11 @@ def _check_semi(cam: CamConfig) -> None:
     _check(mix.alpha > 0, "cam.mixmatch.alpha", "must be > 0")
     _check(mix.lambda_u >= 0, "cam.mixmatch.lambda_u", "must be >= 0")
     _check(mix.rampup_steps >= 0, "cam.mixmatch.rampup_steps", "must be >= 0")
+    for method, settings in (("fixmatch", fix), ("mixmatch", mix)):
+        key = f"cam.{method}.teacher"
+        _check(settings.teacher in TEACHERS, key, f"must be one of {', '.join(TEACHERS)}, got {settings.teacher!r}")
+        _check(settings.teacher != "ema" or cam.method != method or cam.train.ema_decay > 0, key,
+               "ema needs a weight average: set cam.train.ema_decay (e.g. 0.99)")
 
 
 def _check_cps(cps: CpsConfig) -> None:

@@ -48,3 +48,32 @@ def test_bad_list_files_are_one_line_errors(tmp_path, text, message):
 def test_a_fraction_that_labels_nothing_is_refused():
     with pytest.raises(PsaError, match="'x.labeled.fraction'=0.01 labels no image"):
         choose_labeled(IDS, LabeledConfig(fraction=0.01), "x.labeled")
+
+
+def _class_counts(labels, chosen):
+    counts = {}
+    for i in chosen:
+        for c in labels[i]:
+            counts[c] = counts.get(c, 0) + 1
+    return counts
+
+
+def test_a_stratified_fraction_gives_every_class_its_share():
+    # 100 images: class 1 on 60, class 2 on 30 (10 of them with class 1), class 3 on 10
+    labels = [[1]] * 50 + [[1, 2]] * 10 + [[2]] * 20 + [[3]] * 10 + [[1]] * 10
+    ids = [f"img{i:03d}" for i in range(len(labels))]
+    quota = {1: 7.0, 2: 3.0, 3: 1.0}  # 10 % of 70, 30, 10, counted by hand
+    for seed in range(5):
+        cfg = LabeledConfig(fraction=0.1, seed=seed, stratify=True)
+        split = choose_labeled(ids, cfg, "x.labeled", lambda i: labels[i])
+        assert len(split.labeled) == 10 and sorted(split.labeled + split.unlabeled) == list(range(100))
+        assert _class_counts(labels, split.labeled) == quota
+        assert split == choose_labeled(ids, cfg, "x.labeled", lambda i: labels[i])
+    # a uniform draw of 10 misses the rare class 3 about a third of the time ((90 choose 10) / (100 choose 10))
+    uniform = [choose_labeled(ids, LabeledConfig(fraction=0.1, seed=s), "x.labeled").labeled for s in range(30)]
+    assert any(_class_counts(labels, chosen).get(3, 0) == 0 for chosen in uniform)
+
+
+def test_stratify_needs_image_labels():
+    with pytest.raises(PsaError, match="'x.labeled.stratify'"):
+        choose_labeled(IDS, LabeledConfig(fraction=0.5, stratify=True), "x.labeled")

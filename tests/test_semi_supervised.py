@@ -127,6 +127,38 @@ def test_fixmatch_loss_is_supervised_plus_weighted_confident_bce():
     assert scalars["mask_rate"].item() == 0.0 and loss.item() == pytest.approx(supervised, rel=1e-6)
 
 
+def test_an_ema_teacher_labels_the_weak_views():
+    class Fixed(torch.nn.Module):
+        def __init__(self, logits):
+            super().__init__()
+            self.logits = logits
+
+        def forward(self, x):
+            assert x.shape[0] == self.logits.shape[0]
+            return self.logits
+
+    labeled_logits, strong = torch.tensor([[1.0, -2.0]]), torch.tensor([[-1.0, 3.0]])
+    student = Fixed(torch.cat([labeled_logits, strong]))  # sees the labelled and strong views only
+    teacher = Fixed(torch.tensor([[0.0, -4.0]]))  # 0.5 (ignored), 0.018 (confident absent)
+    batch = {"image": torch.zeros(1, 3, 8, 8), "target": torch.tensor([[1.0, 0.0]]), "teacher": teacher,
+             "unlabeled": {"weak": torch.zeros(1, 3, 8, 8), "strong": torch.zeros(1, 3, 8, 8)}, "step": 0}
+    loss, scalars = fixmatch_loss(FixMatchConfig(lambda_u=2.0, teacher="ema"))(student, batch)
+    supervised = (_bce(1.0, 1) + _bce(-2.0, 0)) / 2
+    assert loss.item() == pytest.approx(supervised + 2.0 * _bce(3.0, 0) / 2, rel=1e-6)
+    assert scalars["mask_rate"].item() == 0.5 and scalars["mask_rate_pos"].item() == 0.0
+    # MixMatch guesses with the teacher: a teacher that says 0.5 everywhere gives guesses of 0.5
+    torch.manual_seed(0)
+    model = torch.nn.Sequential(torch.nn.Flatten(), torch.nn.Linear(3 * 4 * 4, 2))
+    flat = torch.nn.Sequential(torch.nn.Flatten(), torch.nn.Linear(3 * 4 * 4, 2))
+    torch.nn.init.zeros_(flat[1].weight), torch.nn.init.zeros_(flat[1].bias)
+    batch = {"image": torch.randn(2, 3, 4, 4), "target": torch.tensor([[1.0, 0.0], [0.0, 1.0]]),
+             "unlabeled": {"views": torch.randn(2, 2, 3, 4, 4)}, "step": 5, "teacher": flat}
+    _, scalars = mixmatch_loss(MixMatchConfig(k=2, teacher="ema"))(model, batch)
+    assert scalars["mask_rate"].item() == 0.0  # no guess outside (0.05, 0.95): the teacher's, not the model's
+    _, scalars = mixmatch_loss(MixMatchConfig(k=2, temperature=0.01))(model, batch)
+    assert scalars["mask_rate"].item() > 0.0  # the model's own guesses, sharpened hard
+
+
 def test_sharpening_each_class_as_a_bernoulli():
     p = torch.tensor([0.8, 0.5, 0.2, 0.99])
     by_hand = [0.8**2 / (0.8**2 + 0.2**2), 0.5, 0.2**2 / (0.2**2 + 0.8**2), 0.99**2 / (0.99**2 + 0.01**2)]
@@ -253,10 +285,13 @@ def test_a_few_steps_lower_the_loss_on_a_fixed_batch(tiny_recipe, method):
 
 
 @pytest.mark.slow
-def test_fixmatch_resumes_to_the_same_weights_and_writes_its_split(tiny_recipe, tmp_path):
-    # 8 labelled images, batch 4: 2 steps an epoch; 8 unlabelled, mu 1: the side stream too
+@pytest.mark.parametrize("teacher", ["model", "ema"])
+def test_fixmatch_resumes_to_the_same_weights_and_writes_its_split(tiny_recipe, tmp_path, teacher):
+    # 8 labelled images, batch 4: 2 steps an epoch; 8 unlabelled, mu 1: the side stream too.
+    # With the EMA teacher the average is checkpointed too, and it is the final model
+    ema = ("cam.train.ema_decay=0.9", "cam.fixmatch.teacher=ema") if teacher == "ema" else ()
     common = (*SEMI, "cam.method=fixmatch", "run.deterministic=true", "cam.train.epochs=3",
-              "cam.train.checkpoint_every=1", "cam.fixmatch.tau_pos=0.6", "cam.fixmatch.tau_neg=0.4")
+              "cam.train.checkpoint_every=1", "cam.fixmatch.tau_pos=0.6", "cam.fixmatch.tau_neg=0.4", *ema)
     reference = train(tiny_recipe(*common, run_dir=tmp_path / "straight"), build_cam_task)
     split = tiny_recipe(*common, "cam.train.max_steps=3", run_dir=tmp_path / "split")
     assert train(split, build_cam_task).steps == 3
@@ -266,6 +301,7 @@ def test_fixmatch_resumes_to_the_same_weights_and_writes_its_split(tiny_recipe, 
     assert second.resumed_from == 3 and second.steps == reference.steps == 6
     meta = assert_resumed_like_straight(reference, second, "cam")
     assert meta["method"] == "fixmatch" and (meta["labeled"], meta["unlabeled"]) == (8, 8)
+    assert meta["ema_decay"] == (0.9 if teacher == "ema" else 0.0)
     stage = split.stage_dir("cam")
     labeled = (stage / "labeled.txt").read_text().split()
     unlabeled = (stage / "unlabeled.txt").read_text().split()
@@ -314,10 +350,13 @@ def test_too_few_unlabelled_images_stop_before_anything_is_written(tiny_recipe):
     ("cam.fixmatch.tau_pos=0.3", "cam.fixmatch.tau_pos"),
     ("cam.mixmatch.temperature=0", "cam.mixmatch.temperature"),
     ("cam.labeled.fraction=0", "cam.labeled.fraction"),
+    ("cam.fixmatch.teacher=student", "cam.fixmatch.teacher"),
+    ("cam.method=mixmatch cam.mixmatch.teacher=ema", "cam.mixmatch.teacher"),
+    ("cam.train.ema_decay=1.0", "cam.train.ema_decay"),
 ])
 def test_bad_semi_supervised_settings_name_their_key(tiny_recipe, override, key):
     with pytest.raises(PsaError, match=f"recipe key '{key}'"):
-        tiny_recipe(override)
+        tiny_recipe(*override.split())
 
 
 def test_supervised_default_is_the_plain_cam_task(tiny_recipe):

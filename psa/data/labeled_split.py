@@ -10,6 +10,9 @@ from __future__ import annotations
 import random
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Callable, Optional
+
+import numpy as np
 
 from ..config import LabeledConfig
 from ..errors import PsaError
@@ -23,9 +26,11 @@ class LabeledSplit:
     unlabeled: list[int]
 
 
-def choose_labeled(ids: list[str], cfg: LabeledConfig, key: str) -> LabeledSplit:
-    """Pick the labelled images of `ids` by `cfg.list_file`, else by `cfg.fraction` (seeded).
-    `key` is the recipe section (e.g. "cps.labeled"), named in errors."""
+def choose_labeled(ids: list[str], cfg: LabeledConfig, key: str,
+                   image_labels: Optional[Callable[[int], list[int]]] = None) -> LabeledSplit:
+    """Pick the labelled images of `ids` by `cfg.list_file`, else by `cfg.fraction` (seeded,
+    stratified by `image_labels(index)` -> class ids when `cfg.stratify`). `key` is the recipe
+    section (e.g. "cps.labeled"), named in errors."""
     if cfg.list_file:
         wanted = _read_list(Path(cfg.list_file), f"{key}.list_file")
         position = {image_id: i for i, image_id in enumerate(ids)}
@@ -38,10 +43,40 @@ def choose_labeled(ids: list[str], cfg: LabeledConfig, key: str) -> LabeledSplit
         count = round(cfg.fraction * len(ids))
         if count < 1:
             raise PsaError(f"recipe key '{key}.fraction'={cfg.fraction} labels no image of {len(ids)}")
-        chosen = set(random.Random(cfg.seed).sample(range(len(ids)), count))
+        if cfg.stratify:
+            if image_labels is None:
+                raise PsaError(f"recipe key '{key}.stratify': this task has no image labels to stratify by")
+            chosen = set(stratified_sample([image_labels(i) for i in range(len(ids))], count, cfg.seed))
+        else:
+            chosen = set(random.Random(cfg.seed).sample(range(len(ids)), count))
     labeled = sorted(chosen)
     unlabeled = [i for i in range(len(ids)) if i not in chosen]
     return LabeledSplit(labeled, unlabeled)
+
+
+STRATIFY_DRAWS = 1000  # seeded uniform draws that stratify_sample chooses from
+
+
+def stratified_sample(labels: list[list[int]], count: int, seed: int) -> list[int]:
+    """`count` indices of `labels` (each image's class ids) such that every class is labelled
+    about `count / len(labels)` × its number of images: of `STRATIFY_DRAWS` seeded uniform
+    draws, the one whose per-class counts are nearest (L1) to those quotas. Uniform draws keep
+    the number of classes per image as the split has it, which a greedy pick by class would
+    bend (towards images with many classes, or few) and with it every class's share."""
+    classes = sorted({c for image in labels for c in image})
+    column = {c: j for j, c in enumerate(classes)}
+    members = np.zeros((len(labels), len(classes)))
+    for i, image in enumerate(labels):
+        members[i, [column[c] for c in set(image)]] = 1.0
+    quota = members.sum(0) * count / len(labels)
+    rng = np.random.default_rng(seed)
+    best, best_error = None, np.inf
+    for _ in range(STRATIFY_DRAWS):
+        draw = rng.choice(len(labels), count, replace=False)
+        error = np.abs(members[draw].sum(0) - quota).sum()
+        if error < best_error:
+            best, best_error = draw, error
+    return sorted(int(i) for i in best)
 
 
 def write_split(folder: Path, ids: list[str], split: LabeledSplit) -> None:

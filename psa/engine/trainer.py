@@ -21,6 +21,7 @@ from ..config import Recipe, TrainConfig, dump_recipe
 from ..errors import PsaError
 from ..io import atomic_write_json, atomic_write_text, ensure_free_space, remove_stale_temp_files
 from .accel import check_global_batch, make_accelerator
+from .ema import WeightAverage
 from .checkpoints import (
     WEIGHTS_FILE, latest_checkpoint, read_state, remove_incomplete, save_checkpoint, save_weights,
 )
@@ -103,6 +104,10 @@ def train(recipe: Recipe, build_task: Callable[[Recipe], TaskSpec], reporter: Re
     optimizer = build_optimizer(task.model, train_cfg.lr, train_cfg.momentum, train_cfg.weight_decay,
                                 train_cfg.optimizer)
     model, optimizer, loader = accelerator.prepare(task.model, optimizer, loader)
+    # the weight average is checkpointed with the model, so it must be registered before resume
+    ema = WeightAverage(accelerator.unwrap_model(model), train_cfg.ema_decay) if train_cfg.ema_decay > 0 else None
+    if ema is not None:
+        accelerator.register_for_checkpointing(ema)
 
     steps_per_epoch = len(loader) // train_cfg.grad_accum
     if steps_per_epoch == 0:
@@ -146,6 +151,8 @@ def train(recipe: Recipe, build_task: Callable[[Recipe], TaskSpec], reporter: Re
                 for name, side_iter in side_iters.items():
                     batch[name] = next(side_iter)
                 batch["step"] = step  # optimizer steps so far: ramps that depend on it resume exactly
+                if ema is not None:
+                    batch["teacher"] = ema.model  # the weight average, for losses that take it as teacher
                 with accelerator.accumulate(model):
                     set_poly_lr(optimizer, train_cfg.lr, step, max_step, train_cfg.poly_power)
                     loss, scalars = task.loss_fn(model, batch)
@@ -156,6 +163,8 @@ def train(recipe: Recipe, build_task: Callable[[Recipe], TaskSpec], reporter: Re
                 if not accelerator.sync_gradients:
                     continue
                 step += 1
+                if ema is not None:
+                    ema.update(accelerator.unwrap_model(model))
                 mean_loss = accelerator.reduce(loss.detach().float(), "mean").item()
                 if not np.isfinite(mean_loss):
                     last = latest_checkpoint(ckpt_dir)
@@ -189,8 +198,10 @@ def train(recipe: Recipe, build_task: Callable[[Recipe], TaskSpec], reporter: Re
     weights = stage_dir / WEIGHTS_FILE
     accelerator.wait_for_everyone()
     if accelerator.is_main_process:
-        save_weights(weights, accelerator.unwrap_model(model),
-                     {"task": recipe.task, "backbone": recipe.model.backbone, "steps": step, **task.meta})
+        # with train.ema_decay the average is the model the later stages get (as the papers report it)
+        save_weights(weights, ema.model if ema is not None else accelerator.unwrap_model(model),
+                     {"task": recipe.task, "backbone": recipe.model.backbone, "steps": step,
+                      "ema_decay": train_cfg.ema_decay, **task.meta})
         provenance.record_training(recipe, record, complete=True)
     accelerator.wait_for_everyone()
     return TrainResult(stage_dir, weights, step, losses[-1] if losses else float("nan"),

@@ -73,9 +73,13 @@ def fixmatch_loss(cfg: FixMatchConfig, priors: torch.Tensor | None = None):
     def loss_fn(model, batch: dict) -> tuple[torch.Tensor, dict]:
         labeled, unlabeled = batch["image"], batch["unlabeled"]
         n, m = labeled.shape[0], unlabeled["weak"].shape[0]
-        # one forward over all three parts, as the paper: batch norm sees them together
-        logits = model(torch.cat([labeled, unlabeled["weak"], unlabeled["strong"]])).float()
-        logits_l, logits_weak, logits_strong = logits.split([n, m, m])
+        if cfg.teacher == "ema":
+            with torch.no_grad():
+                logits_weak = batch["teacher"](unlabeled["weak"]).float()
+            logits_l, logits_strong = model(torch.cat([labeled, unlabeled["strong"]])).float().split([n, m])
+        else:  # one forward over all three parts, as the paper: batch norm sees them together
+            logits = model(torch.cat([labeled, unlabeled["weak"], unlabeled["strong"]])).float()
+            logits_l, logits_weak, logits_strong = logits.split([n, m, m])
         supervised = F.multilabel_soft_margin_loss(logits_l, batch["target"])
         probs = torch.sigmoid(logits_weak.detach())
         shares = priors.to(probs.device) if priors is not None else None
@@ -102,8 +106,9 @@ def mixmatch_loss(cfg: MixMatchConfig, priors: torch.Tensor | None = None):
         labeled, views = batch["image"], batch["unlabeled"]["views"]
         n, (m, k) = labeled.shape[0], views.shape[:2]
         unlabeled = views.transpose(0, 1).reshape(k * m, *views.shape[2:])  # view-major
+        guesser = batch["teacher"] if cfg.teacher == "ema" else model
         with torch.no_grad():  # label guessing: mean over the K views, sharpened per class
-            guess = torch.sigmoid(model(unlabeled).float()).view(k, m, -1).mean(0)
+            guess = torch.sigmoid(guesser(unlabeled).float()).view(k, m, -1).mean(0)
             if cfg.distribution_alignment:
                 guess = align_distribution(guess, gather_rows(guess), priors.to(guess.device))
             guess = sharpen(guess, cfg.temperature)
@@ -127,7 +132,7 @@ def mixmatch_loss(cfg: MixMatchConfig, priors: torch.Tensor | None = None):
 def build_semi_cam_task(recipe: Recipe, source) -> TaskSpec:
     cam = recipe.cam
     check_files(source)
-    split = choose_labeled(list(source.ids), cam.labeled, "cam.labeled")
+    split = choose_labeled(list(source.ids), cam.labeled, "cam.labeled", source.image_labels)
     # only the labelled images need labels; their class shares are the prior caps' and the
     # distribution alignment's target
     priors = torch.zeros(len(source.classes) - 1)

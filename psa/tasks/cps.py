@@ -171,7 +171,7 @@ def build_cps_pair(recipe: Recipe, num_classes: int, load_weights: bool = True) 
 def build_cps_task(recipe: Recipe) -> TaskSpec:
     cfg = recipe.cps
     source = build_source(recipe.data, recipe.data.train_split)
-    split = choose_labeled(source.ids, cfg.labeled, "cps.labeled")
+    split = choose_labeled(source.ids, cfg.labeled, "cps.labeled", source.image_labels)
     if not split.unlabeled:
         raise PsaError(f"cps.labeled labels all {len(source.ids)} training images; CPS needs unlabelled ones")
     labeled, unlabeled = SourceSubset(source, split.labeled), SourceSubset(source, split.unlabeled)
