@@ -92,20 +92,23 @@ def test_distribution_alignment_is_remixmatch_on_each_bernoulli():
     assert torch.isfinite(aligned).all() and (aligned[:, 0] < 1e-3).all() and (aligned[:, 1] > 0.99).all()
 
 
+class FixedLogits(torch.nn.Module):
+    """A "model" returning given logits for the (concatenated) batch it is called on."""
+
+    def __init__(self, logits):
+        super().__init__()
+        self.logits = logits
+
+    def forward(self, x):
+        assert x.shape[0] == self.logits.shape[0]
+        return self.logits
+
+
 def test_fixmatch_loss_is_supervised_plus_weighted_confident_bce():
-    class Fixed(torch.nn.Module):  # "model" returning given logits for the concatenated batch
-        def __init__(self, logits):
-            super().__init__()
-            self.logits = logits
-
-        def forward(self, x):
-            assert x.shape[0] == self.logits.shape[0]
-            return self.logits
-
     labeled_logits = torch.tensor([[1.0, -2.0]])
     weak = torch.tensor([[4.0, 0.0]])  # sigmoid 0.982 (confident present), 0.5 (ignored)
     strong = torch.tensor([[-1.0, 3.0]])
-    model = Fixed(torch.cat([labeled_logits, weak, strong]))
+    model = FixedLogits(torch.cat([labeled_logits, weak, strong]))
     batch = {"image": torch.zeros(1, 3, 8, 8), "target": torch.tensor([[1.0, 0.0]]),
              "unlabeled": {"weak": torch.zeros(1, 3, 8, 8), "strong": torch.zeros(1, 3, 8, 8)}, "step": 3}
     loss, scalars = fixmatch_loss(FixMatchConfig(lambda_u=2.0))(model, batch)
@@ -128,18 +131,9 @@ def test_fixmatch_loss_is_supervised_plus_weighted_confident_bce():
 
 
 def test_an_ema_teacher_labels_the_weak_views():
-    class Fixed(torch.nn.Module):
-        def __init__(self, logits):
-            super().__init__()
-            self.logits = logits
-
-        def forward(self, x):
-            assert x.shape[0] == self.logits.shape[0]
-            return self.logits
-
     labeled_logits, strong = torch.tensor([[1.0, -2.0]]), torch.tensor([[-1.0, 3.0]])
-    student = Fixed(torch.cat([labeled_logits, strong]))  # sees the labelled and strong views only
-    teacher = Fixed(torch.tensor([[0.0, -4.0]]))  # 0.5 (ignored), 0.018 (confident absent)
+    student = FixedLogits(torch.cat([labeled_logits, strong]))  # sees the labelled and strong views only
+    teacher = FixedLogits(torch.tensor([[0.0, -4.0]]))  # 0.5 (ignored), 0.018 (confident absent)
     batch = {"image": torch.zeros(1, 3, 8, 8), "target": torch.tensor([[1.0, 0.0]]), "teacher": teacher,
              "unlabeled": {"weak": torch.zeros(1, 3, 8, 8), "strong": torch.zeros(1, 3, 8, 8)}, "step": 0}
     loss, scalars = fixmatch_loss(FixMatchConfig(lambda_u=2.0, teacher="ema"))(student, batch)

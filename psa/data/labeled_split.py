@@ -54,7 +54,7 @@ def choose_labeled(ids: list[str], cfg: LabeledConfig, key: str,
     return LabeledSplit(labeled, unlabeled)
 
 
-STRATIFY_DRAWS = 1000  # seeded uniform draws that stratify_sample chooses from
+STRATIFY_DRAWS = 1000  # seeded uniform draws that stratified_sample chooses from
 
 
 def stratified_sample(labels: list[list[int]], count: int, seed: int) -> list[int]:

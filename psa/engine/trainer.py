@@ -21,10 +21,10 @@ from ..config import Recipe, TrainConfig, dump_recipe
 from ..errors import PsaError
 from ..io import atomic_write_json, atomic_write_text, ensure_free_space, remove_stale_temp_files
 from .accel import check_global_batch, make_accelerator
-from .ema import WeightAverage
 from .checkpoints import (
     WEIGHTS_FILE, latest_checkpoint, read_state, remove_incomplete, save_checkpoint, save_weights,
 )
+from .ema import WeightAverage
 from .optim import build_optimizer, set_poly_lr
 from .report import Reporter
 from .seeded import SeededAugmentation
