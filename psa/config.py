@@ -117,7 +117,7 @@ class LabeledConfig:
 
 @dataclass
 class FixMatchConfig:
-    """FixMatch for multi-label image labels (psa/tasks/semi.py): per class, the weak view's
+    """FixMatch for multi-label image labels (psa/tasks/cam_semi.py, psa/ops/semi_supervised.py): per class, the weak view's
     sigmoid above tau_pos is a confident positive, below tau_neg a confident negative, ignored
     in between; the strong view learns those entries."""
 
@@ -154,7 +154,7 @@ class FixMatchConfig:
 
 @dataclass
 class MixMatchConfig:
-    """MixMatch for multi-label image labels (psa/tasks/semi.py): each class's averaged
+    """MixMatch for multi-label image labels (psa/tasks/cam_semi.py, psa/ops/semi_supervised.py): each class's averaged
     probability is sharpened as a Bernoulli, p^(1/T) / (p^(1/T) + (1-p)^(1/T))."""
 
     mu: int = 1  # unlabelled batch = mu × cam.train.batch_size (the paper: equal batches)
