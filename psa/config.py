@@ -117,9 +117,9 @@ class LabeledConfig:
 
 @dataclass
 class FixMatchConfig:
-    """FixMatch for multi-label image labels (psa/tasks/cam_semi.py, psa/ops/semi_supervised.py): per class, the weak view's
-    sigmoid above tau_pos is a confident positive, below tau_neg a confident negative, ignored
-    in between; the strong view learns those entries."""
+    """FixMatch for multi-label image labels (psa/tasks/cam_semi.py, psa/ops/semi_supervised.py):
+    per class, the weak view's sigmoid above tau_pos is a confident positive, below tau_neg a
+    confident negative, ignored in between; the strong view learns those entries."""
 
     mu: int = 7  # unlabelled batch = mu × cam.train.batch_size (the paper's ratio)
     tau_pos: float = 0.95  # the paper's single-label threshold, applied to each class's sigmoid
@@ -154,8 +154,9 @@ class FixMatchConfig:
 
 @dataclass
 class MixMatchConfig:
-    """MixMatch for multi-label image labels (psa/tasks/cam_semi.py, psa/ops/semi_supervised.py): each class's averaged
-    probability is sharpened as a Bernoulli, p^(1/T) / (p^(1/T) + (1-p)^(1/T))."""
+    """MixMatch for multi-label image labels (psa/tasks/cam_semi.py, psa/ops/semi_supervised.py):
+    each class's averaged probability is sharpened as a Bernoulli,
+    p^(1/T) / (p^(1/T) + (1-p)^(1/T))."""
 
     mu: int = 1  # unlabelled batch = mu × cam.train.batch_size (the paper: equal batches)
     k: int = 2  # weak augmentations per unlabelled image
