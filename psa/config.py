@@ -124,6 +124,11 @@ class FixMatchConfig:
     mu: int = 7  # unlabelled batch = mu × cam.train.batch_size (the paper's ratio)
     tau_pos: float = 0.95  # the paper's single-label threshold, applied to each class's sigmoid
     tau_neg: float = 0.05  # its mirror image for absent classes
+    # target of each confident entry: 0 = hard 0/1 pseudo-labels (the paper); T > 0 = the
+    # weak view's probability sharpened per class, p^(1/T) / (p^(1/T) + (1-p)^(1/T)) (UDA's
+    # soft targets; T = 1 is the probability itself: consistency without pushing a confident
+    # mistake all the way to 0 or 1)
+    temperature: float = 0.0
     lambda_u: float = 1.0
     # λ_u grows linearly from 0 over this many steps (the paper: 0, full weight at once; a
     # classifier trained from scratch gives mostly wrong confident labels in its first steps)
@@ -508,6 +513,7 @@ def _check_semi(cam: CamConfig) -> None:
     _check(fix.mu >= 1, "cam.fixmatch.mu", "must be >= 1")
     _check(0 < fix.tau_neg <= 0.5 <= fix.tau_pos < 1, "cam.fixmatch.tau_pos",
            f"and tau_neg must satisfy 0 < tau_neg <= 0.5 <= tau_pos < 1, got {fix.tau_neg}, {fix.tau_pos}")
+    _check(fix.temperature >= 0, "cam.fixmatch.temperature", "must be >= 0 (0: hard pseudo-labels)")
     _check(fix.lambda_u >= 0, "cam.fixmatch.lambda_u", "must be >= 0")
     _check(fix.warmup_steps >= 0, "cam.fixmatch.warmup_steps", "must be >= 0")
     _check(fix.randaugment_ops >= 0, "cam.fixmatch.randaugment_ops", "must be >= 0")

@@ -130,6 +130,28 @@ def test_fixmatch_loss_is_supervised_plus_weighted_confident_bce():
     assert scalars["mask_rate"].item() == 0.0 and loss.item() == pytest.approx(supervised, rel=1e-6)
 
 
+def test_fixmatch_soft_targets_are_the_sharpened_weak_probabilities():
+    labeled_logits = torch.tensor([[1.0, -2.0]])
+    weak = torch.tensor([[2.0, -4.0]])  # sigmoid 0.881 (confident present at 0.8), 0.018 (absent)
+    strong = torch.tensor([[-1.0, 3.0]])
+    model = FixedLogits(torch.cat([labeled_logits, weak, strong]))
+    batch = {"image": torch.zeros(1, 3, 8, 8), "target": torch.tensor([[1.0, 0.0]]),
+             "unlabeled": {"weak": torch.zeros(1, 3, 8, 8), "strong": torch.zeros(1, 3, 8, 8)}, "step": 0}
+    supervised = (_bce(1.0, 1) + _bce(-2.0, 0)) / 2
+    p_present, p_absent = 1 / (1 + math.exp(-2.0)), 1 / (1 + math.exp(4.0))
+    for temperature in (1.0, 0.5):
+        def sharp(p):
+            return p ** (1 / temperature) / (p ** (1 / temperature) + (1 - p) ** (1 / temperature))
+        cfg = FixMatchConfig(lambda_u=1.0, tau_pos=0.8, temperature=temperature)
+        loss, scalars = fixmatch_loss(cfg)(model, batch)
+        unsupervised = (_bce(-1.0, sharp(p_present)) + _bce(3.0, sharp(p_absent))) / 2
+        assert loss.item() == pytest.approx(supervised + unsupervised, rel=1e-6)
+        assert scalars["mask_rate"].item() == 1.0 and scalars["mask_rate_pos"].item() == 0.5
+    # temperature 0 is the paper's hard 0/1 labels
+    loss, _ = fixmatch_loss(FixMatchConfig(lambda_u=1.0, tau_pos=0.8))(model, batch)
+    assert loss.item() == pytest.approx(supervised + (_bce(-1.0, 1) + _bce(3.0, 0)) / 2, rel=1e-6)
+
+
 def test_an_ema_teacher_labels_the_weak_views():
     labeled_logits, strong = torch.tensor([[1.0, -2.0]]), torch.tensor([[-1.0, 3.0]])
     student = FixedLogits(torch.cat([labeled_logits, strong]))  # sees the labelled and strong views only
@@ -342,6 +364,7 @@ def test_too_few_unlabelled_images_stop_before_anything_is_written(tiny_recipe):
 @pytest.mark.parametrize("override, key", [
     ("cam.method=meanteacher", "cam.method"),
     ("cam.fixmatch.tau_pos=0.3", "cam.fixmatch.tau_pos"),
+    ("cam.fixmatch.temperature=-1", "cam.fixmatch.temperature"),
     ("cam.mixmatch.temperature=0", "cam.mixmatch.temperature"),
     ("cam.labeled.fraction=0", "cam.labeled.fraction"),
     ("cam.fixmatch.teacher=student", "cam.fixmatch.teacher"),

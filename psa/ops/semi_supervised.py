@@ -7,7 +7,10 @@ Bernoulli, so:
   sigmoid is above `tau_pos`, a confident negative where it is below `tau_neg`, and ignored in
   between. The strong view is trained with BCE on the confident entries only; the loss is the
   mean over *all* (image, class) entries, as FixMatch averages over all unlabelled images, so
-  the unlabelled term grows with the share of confident entries (the mask rate).
+  the unlabelled term grows with the share of confident entries (the mask rate). The targets
+  are the paper's hard 0/1, or (`temperature` T > 0) the weak view's probability sharpened as
+  MixMatch's below, as UDA (Xie et al., NeurIPS 2020) does: a soft target stops pushing once
+  the strong view agrees, so a confident mistake is kept, not driven to certainty.
 * Optionally (`prior_cap`) a class's confident positives in an unlabelled batch are at most
   its share of the labelled images (ceil(prior × batch), the highest probabilities), and its
   confident negatives at most floor((1 - prior) × batch), the lowest: a batch-level form of

@@ -90,12 +90,13 @@ def fixmatch_loss(cfg: FixMatchConfig, priors: torch.Tensor | None = None):
             probs, batch_probs = (align_distribution(probs, batch_probs, shares),
                                   align_distribution(batch_probs, batch_probs, shares))
         caps = prior_caps(probs, batch_probs, shares) if cfg.prior_cap else None
-        targets, mask = confident_pseudo_labels(probs, cfg.tau_pos, cfg.tau_neg, caps)
+        positives, mask = confident_pseudo_labels(probs, cfg.tau_pos, cfg.tau_neg, caps)
+        targets = sharpen(probs, cfg.temperature) if cfg.temperature > 0 else positives
         unsupervised = masked_bce(logits_strong, targets, mask)
         weight = cfg.lambda_u * linear_rampup(batch["step"], cfg.warmup_steps)
         return supervised + weight * unsupervised, {
             "loss_sup": supervised.detach(), "loss_unsup": unsupervised.detach(), "lambda_u": weight,
-            "mask_rate": mask.mean(), "mask_rate_pos": (targets * mask).mean(),
+            "mask_rate": mask.mean(), "mask_rate_pos": (positives * mask).mean(),
         }
     return loss_fn
 
