@@ -25,7 +25,8 @@ from .constants import PHOTOMETRIC_OPS
 from .errors import PsaError
 
 TASKS = ("cam", "affinity", "seg", "cps")
-CAM_METHODS = ("supervised", "fixmatch", "mixmatch")
+SEMI_METHODS = ("fixmatch", "mixmatch")  # each with its settings section cam.<method>
+CAM_METHODS = ("supervised", *SEMI_METHODS)
 TEACHERS = ("model", "ema")  # who labels the unlabelled images in FixMatch / MixMatch
 
 

@@ -60,6 +60,9 @@ class StageSpec:
     splits: Callable[[Recipe], list[str]] = _no_splits
     upstream: Callable[[Recipe], tuple[str, ...]] = _no_upstream
     ignores: tuple[str, ...] = ()  # keys it reads that do not change its output
+    # keys of `reads` that this recipe's choices leave unread (another method's settings), so
+    # changing them keeps its outputs
+    unused: Callable[[Recipe], tuple[str, ...]] = lambda recipe: ()
     training: bool = False  # its output is trained weights (refused, never silently redone)
 
 
@@ -144,8 +147,9 @@ class Provenance:
         if not ad_hoc and step in self._records:
             return self._records[step]
         spec = spec or spec_of(step)
+        skipped = (*OPERATIONAL_KEYS, *spec.unused(self.recipe))
         inputs = {key: value for key, value in self._flat.items()
-                  if covered(key, spec.reads) and not covered(key, OPERATIONAL_KEYS)}
+                  if covered(key, spec.reads) and not covered(key, skipped)}
         inputs.update(self.data_identity(spec.splits(self.recipe)))
         inputs.update(extra or {})
         upstream = {name: self.expected(name) for name in spec.upstream(self.recipe)}

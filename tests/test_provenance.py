@@ -154,6 +154,22 @@ def test_the_read_recorder_catches_an_undeclared_key(tiny_recipe):
     assert undeclared(recorder.reads, step_by_name("random_walk").spec) == ["cam.low_alpha"]
 
 
+@pytest.mark.parametrize("method", ["supervised", "fixmatch", "mixmatch"])
+def test_only_the_chosen_methods_settings_enter_the_classifiers_record(method):
+    """A FixMatch setting changes a FixMatch classifier's record and leaves a supervised or
+    MixMatch one (whose training never reads it) valid; the same for a MixMatch setting."""
+    from psa.provenance import Provenance
+
+    def fingerprint(*extra):
+        recipe = load_recipe(DEMO, [*OVERRIDES, f"cam.method={method}", "cam.labeled.fraction=0.5", *extra])
+        return Provenance(recipe).expected("train_cam")["fingerprint"]
+
+    base = fingerprint()
+    assert (fingerprint("cam.fixmatch.tau_pos=0.9") != base) == (method == "fixmatch")
+    assert (fingerprint("cam.mixmatch.temperature=0.3") != base) == (method == "mixmatch")
+    assert fingerprint("cam.labeled.fraction=0.25") != base  # read by every method
+
+
 # ----------------------------------------------------------------------------- stale outputs
 
 

@@ -6,7 +6,7 @@ import torch
 import torch.nn.functional as F
 from torch.utils.data import Dataset
 
-from ..config import CamConfig, LabeledConfig, Recipe
+from ..config import SEMI_METHODS, CamConfig, LabeledConfig, Recipe
 from ..data import build_source
 from ..data.base import check_files
 from ..data import transforms as T
@@ -26,6 +26,8 @@ SPEC = StageSpec(
     record=lambda r: r.stage_dir("cam") / "train.provenance.json",
     outputs=lambda r: [r.stage_dir("cam") / WEIGHTS_FILE],
     splits=lambda r: [r.data.train_split],
+    # only the chosen method's settings: a FixMatch change keeps a supervised or MixMatch run
+    unused=lambda r: tuple(f"cam.{method}" for method in SEMI_METHODS if method != r.cam.method),
     training=True,
 )
 

@@ -12,7 +12,7 @@ import torch
 import torch.nn.functional as F
 from torch.utils.data import Dataset, Subset
 
-from ..config import CamConfig, FixMatchConfig, MixMatchConfig, Recipe
+from ..config import SEMI_METHODS, CamConfig, FixMatchConfig, MixMatchConfig, Recipe
 from ..data import transforms as T
 from ..data.base import check_files
 from ..data.labeled_split import choose_labeled, write_split
@@ -145,7 +145,7 @@ def build_semi_cam_task(recipe: Recipe, source) -> TaskSpec:
         raise PsaError(f"recipe key 'cam.labeled': {len(labeled)} labelled images are fewer than "
                        f"cam.train.batch_size={cam.train.batch_size}")
     side, loss_fn = {}, cam_loss
-    if cam.method in ("fixmatch", "mixmatch"):
+    if cam.method in SEMI_METHODS:
         settings = getattr(cam, cam.method)
         dataset = (FixMatchUnlabeled if cam.method == "fixmatch" else MixMatchUnlabeled)(source, split.unlabeled, cam)
         batch, key = settings.mu * cam.train.batch_size, f"cam.{cam.method}.mu"
