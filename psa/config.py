@@ -532,8 +532,8 @@ def _check_semi(cam: CamConfig) -> None:
     _check(mix.alpha > 0, "cam.mixmatch.alpha", "must be > 0")
     _check(mix.lambda_u >= 0, "cam.mixmatch.lambda_u", "must be >= 0")
     _check(mix.rampup_steps >= 0, "cam.mixmatch.rampup_steps", "must be >= 0")
-    for method, settings in (("fixmatch", fix), ("mixmatch", mix)):
-        key = f"cam.{method}.teacher"
+    for method in SEMI_METHODS:
+        settings, key = getattr(cam, method), f"cam.{method}.teacher"
         _check(settings.teacher in TEACHERS, key, f"must be one of {', '.join(TEACHERS)}, got {settings.teacher!r}")
         _check(settings.teacher != "ema" or cam.method != method or cam.train.ema_decay > 0, key,
                "ema needs a weight average: set cam.train.ema_decay (e.g. 0.99)")

@@ -376,6 +376,13 @@ def test_bad_semi_supervised_settings_name_their_key(tiny_recipe, override, key)
         tiny_recipe(*override.split())
 
 
+def test_every_semi_supervised_method_has_its_views_and_loss():
+    from psa.config import SEMI_METHODS
+    from psa.tasks.cam_semi import SEMI_PARTS
+
+    assert sorted(SEMI_PARTS) == sorted(SEMI_METHODS)
+
+
 def test_supervised_default_is_the_plain_cam_task(tiny_recipe):
     from psa.tasks.cam import CamTrainDataset, cam_loss
 

@@ -130,6 +130,10 @@ def mixmatch_loss(cfg: MixMatchConfig, priors: torch.Tensor | None = None):
     return loss_fn
 
 
+# each of config.SEMI_METHODS: the unlabelled views it takes and its loss
+SEMI_PARTS = {"fixmatch": (FixMatchUnlabeled, fixmatch_loss), "mixmatch": (MixMatchUnlabeled, mixmatch_loss)}
+
+
 def build_semi_cam_task(recipe: Recipe, source) -> TaskSpec:
     cam = recipe.cam
     check_files(source)
@@ -147,13 +151,14 @@ def build_semi_cam_task(recipe: Recipe, source) -> TaskSpec:
     side, loss_fn = {}, cam_loss
     if cam.method in SEMI_METHODS:
         settings = getattr(cam, cam.method)
-        dataset = (FixMatchUnlabeled if cam.method == "fixmatch" else MixMatchUnlabeled)(source, split.unlabeled, cam)
+        unlabeled_views, method_loss = SEMI_PARTS[cam.method]
+        dataset = unlabeled_views(source, split.unlabeled, cam)
         batch, key = settings.mu * cam.train.batch_size, f"cam.{cam.method}.mu"
         if len(dataset) < batch:  # checked here too, so a refused run writes no split
             raise PsaError(f"recipe key '{key}': {len(dataset)} unlabelled images are fewer than one batch "
                            f"of {settings.mu} × cam.train.batch_size = {batch}")
         side = {"unlabeled": SideData(dataset, batch, key)}
-        loss_fn = (fixmatch_loss if cam.method == "fixmatch" else mixmatch_loss)(settings, priors)
+        loss_fn = method_loss(settings, priors)
     ids = list(source.ids)
     return TaskSpec(
         name="cam", train=cam.train, dataset=labeled,
