@@ -1,9 +1,12 @@
+import dataclasses
 from pathlib import Path
+from typing import Literal, Optional
 
 import pytest
 import yaml
 
-from psa.config import Recipe, dump_recipe, load_recipe
+from psa.config import CAM_METHODS, Recipe, dump_recipe, load_recipe
+from psa.config import loader
 from psa.errors import PsaError
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -73,7 +76,6 @@ def test_yaml_1e_minus_3_string_is_read_as_a_float(write_recipe):
     ("random_walk: {logt: -1}\n", [], "random_walk.logt"),
     ("affinity: {radius: 1}\n", [], "affinity.radius"),
     ("cam: {crop_size: 100}\n", [], "cam.crop_size"),
-    ("task: nope\n", [], "task"),
     ("model: {pretrained: maybe}\n", [], "model.pretrained"),
     ("cam: 3\n", [], "cam"),
     ("task: cam\n", ["justakey"], "key=value"),
@@ -121,3 +123,83 @@ def test_shipped_recipes_load(name):
     assert isinstance(recipe, Recipe)
     if name == "reference_faithful":
         assert recipe.cam.train.momentum == pytest.approx(5e-4)
+
+
+@pytest.mark.parametrize("override, message", [
+    ("cam.method=x", "recipe key 'cam.method' must be one of supervised, fixmatch, mixmatch, got 'x'"),
+    ("cam.fixmatch.teacher=student", "recipe key 'cam.fixmatch.teacher' must be one of model, ema, got 'student'"),
+    ("run.mixed_precision=fp8", "recipe key 'run.mixed_precision' must be one of null, no, bf16, fp16, got 'fp8'"),
+    ("cps.labels=3", "recipe key 'cps.labels' must be one of pseudo, pseudo_crf, gt, got 3"),
+])
+def test_literal_choices_are_refused_in_one_line(write_recipe, override, message):
+    with pytest.raises(PsaError) as info:
+        load_recipe(write_recipe("task: cam\n"), [override])
+    assert str(info.value) == message
+
+
+def test_choice_tuples_are_what_the_types_admit():
+    assert CAM_METHODS == ("supervised", "fixmatch", "mixmatch")
+    for method in CAM_METHODS:
+        assert loader.build(Recipe, {"cam": {"method": method}}).cam.method == method
+
+
+@pytest.mark.parametrize("override, key", [
+    ("cam.fixmatch.mu=0", "cam.fixmatch.mu"),
+    ("cam.train.epochs=0", "cam.train.epochs"),
+    ("affinity.train.lr=0", "affinity.train.lr"),
+    ("cps.labeled.fraction=0", "cps.labeled.fraction"),
+    ("data.synthetic.num_classes=9", "data.synthetic.num_classes"),
+    ("cps.crop_size=20", "cps.crop_size"),  # SegConfig's check, inherited, under cps
+])
+def test_section_checks_name_their_dotted_key(write_recipe, override, key):
+    with pytest.raises(PsaError, match=rf"^recipe key '{key}' "):
+        load_recipe(write_recipe("task: cam\n"), [override])
+
+
+def test_cross_section_check_on_the_section_holding_both_fields(write_recipe):
+    path = write_recipe("cam: {method: fixmatch, fixmatch: {teacher: ema}}\n")
+    with pytest.raises(PsaError, match="'cam.fixmatch.teacher' ema needs .* cam.train.ema_decay"):
+        load_recipe(path)
+    assert load_recipe(path, ["cam.train.ema_decay=0.99"]).cam.fixmatch.teacher == "ema"
+
+
+def test_pipeline_steps_default_to_the_registry_and_task_is_not_checked_here(write_recipe):
+    recipe = load_recipe(write_recipe("task: anything\n"))
+    assert recipe.pipeline.steps is None and recipe.task == "anything"
+
+
+@dataclasses.dataclass
+class _Leaf:
+    size: int = 4
+    mode: Literal["a", "b"] = "a"
+    tags: list[float] = dataclasses.field(default_factory=list)
+
+    def check(self, key):
+        loader.require(self.size > 0, f"{key}.size", "must be > 0")
+
+
+@dataclasses.dataclass
+class _Root:
+    name: Optional[str] = None
+    leaf: _Leaf = dataclasses.field(default_factory=_Leaf)
+    other: _Leaf = dataclasses.field(default_factory=lambda: _Leaf(size=0))  # a default the check refuses
+    seen: list = dataclasses.field(default_factory=list)
+
+    def check(self, key):
+        self.seen.append(key)
+
+
+def test_the_loader_is_generic(write_recipe):
+    base = write_recipe("leaf: {size: 2, mode: b}\nother: {size: 1}\n", "base.yaml")
+    path = write_recipe(f"_base_: {base.name}\nleaf: {{tags: [1, 1e-3]}}\n")
+    root = loader.load(path, ["name=x"], _Root)
+    assert root == _Root(name="x", leaf=_Leaf(2, "b", [1.0, 0.001]), other=_Leaf(1), seen=[""])
+    assert loader.to_dict(root)["leaf"] == {"size": 2, "mode": "b", "tags": [1.0, 0.001]}
+    with pytest.raises(PsaError, match="^recipe key 'leaf.mode' must be one of a, b, got 'c'$"):
+        loader.load(path, ["leaf.mode=c"], _Root)
+    with pytest.raises(PsaError, match="^recipe key 'leaf.size' must be > 0$"):
+        loader.load(path, ["leaf.size=0"], _Root)
+    with pytest.raises(PsaError, match="^recipe key 'other.size' must be > 0$"):  # defaults are checked too
+        loader.build(_Root, {})
+    with pytest.raises(PsaError, match="did you mean 'leaf.size'"):
+        loader.load(path, ["leaf.sise=1"], _Root)
