@@ -25,16 +25,16 @@ from rich.table import Table  # noqa: E402
 
 from psa.config import load_recipe  # noqa: E402
 from psa.constants import FEATURE_STRIDE  # noqa: E402
-from psa.engine.checkpoints import WEIGHTS_FILE  # noqa: E402
 from psa.data.transforms import normalize, pad_to_multiple  # noqa: E402
 from psa.io import atomic_write_json  # noqa: E402
+from psa.layout import RunLayout  # noqa: E402
 from psa.metrics import confusion_matrix, segmentation_scores  # noqa: E402
 from psa.ops import pair_affinity  # noqa: E402
 from psa.ops.cam import cam_prediction  # noqa: E402
-from psa.stages.common import items_for, load_trained  # noqa: E402
+from psa.stages.common import items_for  # noqa: E402
 from psa.stages.diagnose import ground_truth_affinity, walk_prediction  # noqa: E402
-from psa.stages.export_cams import CAMS_DIR, load_cam_file  # noqa: E402
-from psa.tasks.affinity import build_affinity_model  # noqa: E402
+from psa.stages.export_cams import load_cam_file  # noqa: E402
+from psa.stages.random_walk import load_affinity_net  # noqa: E402
 
 
 def pct(value) -> str:
@@ -62,15 +62,15 @@ def main() -> None:
     items = items_for(recipe, [recipe.data.eval_split])
     classes = list(items[0].source.classes)
     num = len(classes)
-    trained = (recipe.stage_dir("affinity") / WEIGHTS_FILE).is_file()  # else: bounds only
-    model = load_trained(recipe, "affinity", lambda meta: build_affinity_model(recipe, load_weights_=False)) \
-        if trained else None
+    layout = RunLayout.of(recipe)
+    trained = layout.stage("affinity").weights.is_file()  # else: bounds only
+    model = load_affinity_net(recipe) if trained else None
     cam_conf = np.zeros((num, num + 1), np.int64)
     learned = [np.zeros_like(cam_conf) for _ in settings]
     bound = [np.zeros_like(cam_conf) for _ in settings]
     started = time.perf_counter()
     for item in items:
-        cams, class_ids = load_cam_file(recipe.stage_dir("cam") / CAMS_DIR / f"{item.image_id}.npz")
+        cams, class_ids = load_cam_file(layout.cams / f"{item.image_id}.npz")
         image, gt = item.source.load_image(item.index), item.source.load_mask(item.index)
         lookup = np.concatenate([[0], class_ids]).astype(np.uint8)
         cam_conf += confusion_matrix(cam_prediction(cams, class_ids, recipe.cam.bg_threshold), gt, num)
@@ -93,7 +93,7 @@ def main() -> None:
         [dataclasses.asdict(r.random_walk) for r in recipes], learned, bound)]
     result = {"cam": miou(cam_conf), "images": len(items), "rows": rows,
               "seconds": round(time.perf_counter() - started, 1)}
-    atomic_write_json(recipe.stage_dir("diagnose") / "walk_sweep.json", result)
+    atomic_write_json(layout.diagnose / "walk_sweep.json", result)
     table = Table(title=f"walk settings — {recipe.run.dir}: CAM {pct(result['cam'])} mIoU, "
                         f"{len(items)} images, {result['seconds']} s")
     for column in ("radius", "logt", "alpha", "beta", "learned walk", "gt-affinity walk"):

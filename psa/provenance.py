@@ -7,6 +7,9 @@ recipe: those keys' values, the data identity (kind, root, class list, generator
 the ids of each split) and the records of its upstream steps, hashed into a fingerprint.
 Nothing here opens an image file, so checking a finished stage stays cheap.
 
+The module knows no stage: a `Provenance` is handed the registry's lookup (step name →
+StageSpec) by whoever plans or runs the steps (psa/stages/registry.py).
+
 A record is written as JSON next to the outputs; a later run compares it with the record its
 recipe asks for. `difference()` names the first key that changed and both values, descending
 into the upstream records, so an error can say "random_walk.beta was 8.0, the recipe now
@@ -25,6 +28,7 @@ from pathlib import Path
 from typing import Any, Callable, Iterable, Optional
 
 from .config import Recipe
+from .data import build_source
 from .errors import PsaError
 from .io import atomic_write_json
 
@@ -98,20 +102,16 @@ def fingerprint_of(inputs: dict, upstream: dict) -> str:
     return hashlib.sha256(text.encode("utf-8")).hexdigest()[:16]
 
 
-def spec_of(step: str) -> StageSpec:
-    from .stages.pipeline import STEPS  # the registry of every step; imported late (it imports the stages)
-
-    for candidate in STEPS:
-        if candidate.name == step:
-            return candidate.spec
-    raise KeyError(step)
+SpecLookup = Callable[[str], StageSpec]  # step name -> its spec (the stage registry's `spec_of`)
 
 
 class Provenance:
-    """The records a recipe asks for, computed once per step (and once per data split)."""
+    """The records a recipe asks for, computed once per step (and once per data split).
+    `specs` finds a step's spec by name: the upstream records a record holds are looked up there."""
 
-    def __init__(self, recipe: Recipe):
+    def __init__(self, recipe: Recipe, specs: SpecLookup):
         self.recipe = recipe
+        self.spec_of = specs
         self._flat = flatten(recipe)
         self._splits: dict[str, dict] = {}
         self._records: dict[str, dict] = {}
@@ -121,9 +121,7 @@ class Provenance:
         identity: dict[str, Any] = {}
         for split in splits:
             if split not in self._splits:
-                from .data import build_source  # list files and class names only, never an image
-
-                source = build_source(data, split)
+                source = build_source(data, split)  # list files and class names only, never an image
                 ids = "\n".join(source.ids).encode("utf-8")
                 self._splits[split] = {"classes": list(source.classes),
                                        "ids": f"{len(source.ids)} ids, sha256 {hashlib.sha256(ids).hexdigest()[:12]}"}
@@ -146,7 +144,7 @@ class Provenance:
         ad_hoc = spec is not None or extra is not None
         if not ad_hoc and step in self._records:
             return self._records[step]
-        spec = spec or spec_of(step)
+        spec = spec or self.spec_of(step)
         skipped = (*OPERATIONAL_KEYS, *spec.unused(self.recipe))
         inputs = {key: value for key, value in self._flat.items()
                   if covered(key, spec.reads) and not covered(key, skipped)}
@@ -223,15 +221,14 @@ def matches(path: Path, expected: dict, complete: bool = True) -> bool:
             and (record.get("complete", True) or not complete))
 
 
-def check_upstream(recipe: Recipe, step: str, prov: Optional[Provenance] = None,
-                   spec: Optional[StageSpec] = None) -> None:
+def check_upstream(prov: Provenance, step: str, spec: Optional[StageSpec] = None) -> None:
     """Refuse (one line naming the key and both values) when an output this step consumes was
     made from other inputs than the recipe asks for. An upstream output without a record (made
     before provenance existed, or copied in by hand) is trusted."""
-    prov = prov or Provenance(recipe)
-    spec = spec or spec_of(step)
+    recipe = prov.recipe
+    spec = spec or prov.spec_of(step)
     for name in spec.upstream(recipe):
-        upstream_spec = spec_of(name)
+        upstream_spec = prov.spec_of(name)
         path = upstream_spec.record(recipe)
         recorded = read_record(path)
         if recorded is None:
@@ -274,14 +271,14 @@ def _holds_something(path: Path) -> bool:
     return path.is_symlink() or path.is_file() or (path.is_dir() and any(path.iterdir()))
 
 
-def begin_stage(recipe: Recipe, step: str, prov: Optional[Provenance] = None, spec: Optional[StageSpec] = None,
-                extra: Optional[dict] = None, remove_stale: bool = True) -> tuple[dict, Optional[str]]:
+def begin_stage(prov: Provenance, step: str, spec: Optional[StageSpec] = None, extra: Optional[dict] = None,
+                remove_stale: bool = True) -> tuple[dict, Optional[str]]:
     """Main process, before a per-image stage writes: when its outputs were made from other
     inputs (or their record is missing), remove them, so that the stage recomputes every
     image; then record what the outputs now being written depend on. Returns the expected
     record and, if stale outputs were removed, a line saying why (for the log)."""
-    prov = prov or Provenance(recipe)
-    spec = spec or spec_of(step)
+    recipe = prov.recipe
+    spec = spec or prov.spec_of(step)
     expected = prov.expected(step, spec=spec, extra=extra)
     path = spec.record(recipe)
     recorded = read_record(path)
@@ -303,43 +300,33 @@ def begin_stage(recipe: Recipe, step: str, prov: Optional[Provenance] = None, sp
     return expected, reason
 
 
-def finish_stage(recipe: Recipe, step: str, expected: dict, spec: Optional[StageSpec] = None) -> None:
-    spec = spec or spec_of(step)
-    write_record(spec.record(recipe), expected, complete=True)
+def finish_stage(prov: Provenance, step: str, expected: dict, spec: Optional[StageSpec] = None) -> None:
+    spec = spec or prov.spec_of(step)
+    write_record(spec.record(prov.recipe), expected, complete=True)
 
 
 # ----------------------------------------------------------------------------- training
 
 
-def check_training(recipe: Recipe, checkpoint: Optional[Path]) -> Optional[dict]:
+def check_training(prov: Provenance, step: str, checkpoint: Optional[Path], resume_key: str,
+                   fresh: bool = False) -> dict:
     """Before a training writes anything (every process): its recorded inputs must be the ones
     the recipe asks for, else stop with one line; trained weights are never silently
-    replaced, nor resumed under other inputs (`<task>.train.resume=never` starts afresh on
-    purpose). Returns the expected record (None for a task no pipeline step declares)."""
-    step = f"train_{recipe.task}"
-    try:
-        spec = spec_of(step)
-    except KeyError:  # a task outside the pipeline's steps: trained without a record
-        return None
-    prov = Provenance(recipe)
-    check_upstream(recipe, step, prov, spec)
+    replaced, nor resumed under other inputs. `checkpoint`: what a resume would continue
+    from; `fresh`: the recipe says `<resume_key>=never`, starting afresh on purpose.
+    Returns the expected record."""
+    recipe, spec = prov.recipe, prov.spec_of(step)
+    check_upstream(prov, step, spec)
     expected = prov.expected(step)
     recorded = read_record(spec.record(recipe))
-    fresh = getattr(recipe, recipe.task).train.resume == "never"
     if recorded is not None and not fresh and recorded["fingerprint"] != expected["fingerprint"]:
         change = difference(recorded, expected, ignore=RESUMABLE_KEYS)
         if change is not None:
             weights = spec.outputs(recipe)[0]
-            if checkpoint is not None:  # what a resume would continue from
+            if checkpoint is not None:
                 raise PsaError(f"checkpoint {checkpoint} does not fit this run ({describe(change)}); use a new "
-                               f"run.dir or {recipe.task}.train.resume=never")
+                               f"run.dir or {resume_key}=never")
             if recorded.get("complete") and weights.is_file():
                 raise PsaError(f"{weights} was trained with other inputs: {describe(change)}; use a new run.dir "
                                f"(tools/sweep.py reuses every unchanged stage) or delete {weights.parent} to retrain")
     return expected
-
-
-def record_training(recipe: Recipe, expected: Optional[dict], complete: bool) -> None:
-    """Main process: at the start of a training (complete=False) and next to the final weights."""
-    if expected is not None:
-        write_record(spec_of(f"train_{recipe.task}").record(recipe), expected, complete=complete)

@@ -30,6 +30,13 @@ def write_recipe(tmp_path):
     return write
 
 
+def stage_dir(recipe, stage: str) -> Path:
+    """<run.dir>/<stage> of a recipe (psa.layout.RunLayout)."""
+    from psa.layout import RunLayout
+
+    return RunLayout.of(recipe).stage(stage).path
+
+
 def tool_command(tool: str, *args: str) -> list[str]:
     return [sys.executable, str(ROOT / "tools" / f"{tool}.py"), *args]
 

@@ -11,11 +11,11 @@ from PIL import Image
 
 from psa.config import CrfConfig, ModelConfig
 from psa.data.transforms import normalize
-from psa.engine.trainer import train
+from psa.stages.training import train_task
 from psa.models import CamNet, build_backbone
 from psa.ops.cam import background_score, cam_prediction, confident_labels, multiscale_cam
 from psa.stages.export_cams import export_cams, load_cam_file
-from psa.tasks import task_builder
+from conftest import stage_dir
 
 
 def _single_pass(model, image, class_idx, scale, flip):
@@ -71,10 +71,10 @@ def test_confident_labels_follow_the_la_ha_rule():
 
 def test_export_writes_every_file_and_a_rerun_skips_them(tiny_recipe):
     recipe = tiny_recipe("cam.train.epochs=1")
-    train(dataclasses.replace(recipe, task="cam"), task_builder("cam"))
+    train_task(recipe, "cam")
     first = export_cams(recipe)
     assert first["written_here"] == first["images"] == 16  # train split == eval split here
-    stage = recipe.stage_dir("cam")
+    stage = stage_dir(recipe, "cam")
     from psa.data import build_source
 
     source = build_source(recipe.data, "train")

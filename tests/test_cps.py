@@ -12,14 +12,13 @@ import pytest
 import torch
 from torch import nn
 
-from conftest import ROOT, TINY_OVERRIDES, assert_resumed_like_straight
+from conftest import ROOT, TINY_OVERRIDES, assert_resumed_like_straight, stage_dir
 from psa.config import load_recipe
 from psa.constants import IGNORE_INDEX
 from psa.engine.checkpoints import load_weights
-from psa.engine.trainer import train
+from psa.stages.training import train_task
 from psa.errors import PsaError
 from psa.models import CpsPredictor
-from psa.tasks import task_builder
 from psa.tasks.cps import box_masks, cps_loss
 
 # ----------------------------------------------------------------- the loss, by hand
@@ -211,11 +210,11 @@ def test_training_lowers_the_loss_and_the_pair_predicts_and_evaluates(tmp_path):
     from psa.stages.predict import predict
 
     recipe = _cps_recipe(tmp_path, "run", "cps.train.epochs=3", "cps.flip=false")
-    result = train(recipe, task_builder("cps"))
+    result = train_task(recipe, "cps")
     # 16 images, 4 labelled: an epoch is the 12 unlabelled ones in batches of 4
     assert result.steps == 9
     assert np.mean(result.losses[-3:]) < np.mean(result.losses[:3]) - 0.1, result.losses
-    stage = recipe.stage_dir("cps")
+    stage = stage_dir(recipe, "cps")
     labeled = (stage / "labeled.txt").read_text().split()
     unlabeled = (stage / "unlabeled.txt").read_text().split()
     assert len(labeled) == 4 and len(unlabeled) == 12
@@ -254,13 +253,13 @@ def test_the_predictor_averages_both_softmaxes_or_takes_the_first_network():
 def test_resume_with_cutmix_continues_to_the_same_weights(tmp_path):
     common = ("run.deterministic=true", "cps.train.epochs=1", "cps.train.checkpoint_every=2", "cps.cutmix=true")
     straight = _cps_recipe(tmp_path, "straight", *common)
-    reference = train(straight, task_builder("cps"))
+    reference = train_task(straight, "cps")
     # 3 steps an epoch: stop inside it, then continue (the labelled stream is then in its 3rd epoch)
     split = _cps_recipe(tmp_path, "split", *common, "cps.train.max_steps=2")
-    train(split, task_builder("cps"))
+    train_task(split, "cps")
     resumed = dataclasses.replace(split, cps=dataclasses.replace(
         split.cps, train=dataclasses.replace(split.cps.train, max_steps=0)))
-    second = train(resumed, task_builder("cps"))
+    second = train_task(resumed, "cps")
     assert second.resumed_from == 2 and second.steps == reference.steps == 3
     assert_resumed_like_straight(reference, second, "cps")
 
@@ -293,10 +292,10 @@ def test_two_process_ddp_keeps_both_networks_identical_across_ranks(tmp_path):
 
 @pytest.mark.parametrize("override, message", [
     ("cps.weight=-1", "'cps.weight' must be >= 0"),
-    ("cps.predict_with=both", "'cps.predict_with' must be mean or first"),
+    ("cps.predict_with=both", "'cps.predict_with' must be one of mean, first, got 'both'"),
     ("cps.cutmix_area=1.5", "'cps.cutmix_area' must be in"),
     ("cps.labeled.fraction=0", "'cps.labeled.fraction' must be in"),
-    ("cps.labels=crf", "'cps.labels' must be pseudo, pseudo_crf or gt"),
+    ("cps.labels=crf", "'cps.labels' must be one of pseudo, pseudo_crf, gt, got 'crf'"),
     ("cps.labeled_batch_size=0", "'cps.labeled_batch_size' must be >= 1"),
 ])
 def test_bad_cps_keys_are_named(override, message):
@@ -307,23 +306,57 @@ def test_bad_cps_keys_are_named(override, message):
 def test_all_images_labelled_or_a_labelled_batch_too_large_is_refused(tmp_path):
     recipe = _cps_recipe(tmp_path, "all", "cps.labeled.fraction=1.0")
     with pytest.raises(PsaError, match="CPS needs unlabelled"):
-        train(recipe, task_builder("cps"))
+        train_task(recipe, "cps")
     recipe = _cps_recipe(tmp_path, "big", "cps.labeled_batch_size=8")
     with pytest.raises(PsaError, match="'cps.labeled_batch_size': 4 labeled images"):
-        train(recipe, task_builder("cps"))
+        train_task(recipe, "cps")
     assert not (tmp_path / "big" / "cps").exists()
 
 
-def test_the_warm_up_ramps_lambda_linearly_by_the_pairs_step_counter():
+def test_the_warm_up_ramps_lambda_linearly_by_the_engines_step():
     from psa.models import CpsPair
-    from psa.tasks.cps import warmed_up_weight
 
-    assert [warmed_up_weight(1.5, step, 4) for step in range(6)] == [0.0, 0.375, 0.75, 1.125, 1.5, 1.5]
-    assert warmed_up_weight(1.5, 0, 0) == 1.5
     tiny = PixelPair()
     pair = CpsPair(tiny.first, tiny.second)
-    batch = _batch()
-    weights = [cps_loss(pair, batch, weight=2.0, warmup_steps=2)[1].get("cps_weight") for _ in range(3)]
+    weights = [cps_loss(pair, {**_batch(), "step": step}, weight=2.0, warmup_steps=2)[1].get("cps_weight")
+               for step in range(4)]
     assert weights[0] is None  # λ = 0 at step 0: supervised only
-    assert [float(w) for w in weights[1:]] == [1.0, 2.0]
-    assert int(pair.steps_seen) == 3 and "steps_seen" in pair.state_dict()  # checkpointed with the weights
+    assert [float(w) for w in weights[1:]] == [1.0, 2.0, 2.0]
+
+
+def test_with_grad_accum_the_warm_up_counts_optimizer_steps_not_micro_batches(tmp_path):
+    """grad_accum 2: both micro-batches of optimizer step k get λ·min(1, k / warmup_steps)."""
+    from psa.tasks.cps import build_cps_task
+
+    seen = []
+
+    def recording(recipe):
+        task = build_cps_task(recipe)
+        loss_fn = task.loss_fn
+
+        def loss(model, batch):
+            value, scalars = loss_fn(model, batch)
+            seen.append((batch["step"], float(scalars.get("cps_weight", 0.0))))
+            return value, scalars
+        task.loss_fn = loss
+        return task
+
+    # 12 unlabelled images in batches of 2: 6 micro-batches an epoch, 3 optimizer steps
+    recipe = _cps_recipe(tmp_path, "accum", "cps.train.batch_size=2", "cps.train.grad_accum=2",
+                         "cps.train.epochs=2", "cps.warmup_steps=4", "cps.weight=2.0")
+    result = train_task(recipe, "cps", build=recording)
+    assert result.steps == 6
+    expected = [(step, 2.0 * min(1.0, step / 4)) for step in range(6) for _ in range(2)]
+    assert seen == expected
+
+
+def test_cps_training_has_a_provenance_record_that_refuses_other_inputs(tmp_path):
+    from psa.provenance import read_record
+
+    recipe = _cps_recipe(tmp_path, "run", "cps.train.max_steps=1")
+    train_task(recipe, "cps")
+    record = read_record(stage_dir(recipe, "cps") / "train.provenance.json")
+    assert record["complete"] and record["inputs"]["cps.weight"] == 1.5
+    changed = dataclasses.replace(recipe, cps=dataclasses.replace(recipe.cps, weight=0.5))
+    with pytest.raises(PsaError, match="cps.weight was 1.5, the recipe now says 0.5"):
+        train_task(changed, "cps")

@@ -126,18 +126,17 @@ def test_bottleneck_reads_the_bounds(cam, bound, learned, word):
 def test_diagnose_tool_on_a_tiny_run(tiny_recipe, tmp_path):
     """CAM net and AffinityNet trained briefly on 16 synthetic images, then the tool: its CAM
     row must equal what tools/eval.py computes independently from the same files."""
-    from psa.engine.trainer import train
+    from psa.stages.training import train_task
     from psa.stages.evaluate import evaluate
     from psa.stages.export_cams import export_cams
-    from psa.tasks import task_builder
 
     run = tmp_path / "run"
     overrides = ["cam.train.epochs=1", "affinity.train.epochs=1"]
     recipe = tiny_recipe(*overrides, "task=cam", run_dir=run)
-    train(recipe, task_builder("cam"))
+    train_task(recipe, "cam")
     export_cams(recipe)
     affinity = tiny_recipe(*overrides, "task=affinity", run_dir=run)
-    train(affinity, task_builder("affinity"))
+    train_task(affinity, "affinity")
     cam_eval = evaluate(recipe, "cam")
 
     env = {**os.environ, "HF_HUB_OFFLINE": "1"}

@@ -13,7 +13,7 @@ import numpy as np
 import pytest
 import torch
 
-from conftest import ROOT, TINY_OVERRIDES
+from conftest import ROOT, TINY_OVERRIDES, stage_dir
 
 
 def launch(script: Path, *args: str, timeout: int = 300) -> subprocess.CompletedProcess:
@@ -79,14 +79,14 @@ def _confident_labels_from_gt(recipe):
     for index, image_id in enumerate(source.ids):
         mask = source.load_mask(index).copy()
         mask[:, : mask.shape[1] // 6 * (1 + index % 3)] = 255
-        save_label_png(recipe.stage_dir("cam") / "labels" / f"{image_id}.png", mask)
+        save_label_png(stage_dir(recipe, "cam") / "labels" / f"{image_id}.png", mask)
 
 
 @pytest.mark.slow
 def test_two_processes_train_affinity_like_one_on_the_same_global_batch(tiny_recipe, tmp_path):
     from psa.engine.checkpoints import load_weights
-    from psa.engine.trainer import train
-    from psa.tasks import task_builder
+    from psa.stages.training import train_task
+    from psa.tasks.affinity import build_affinity_task
 
     single = tiny_recipe(*EQUIVALENCE_OVERRIDES, "task=affinity", f"affinity.train.batch_size={GLOBAL_BATCH}",
                          run_dir=tmp_path / "one")
@@ -94,11 +94,11 @@ def test_two_processes_train_affinity_like_one_on_the_same_global_batch(tiny_rec
     initial = {}
 
     def capture_initial(recipe):
-        spec = task_builder("affinity")(recipe)
+        spec = build_affinity_task(recipe)
         initial.update({k: v.detach().clone() for k, v in spec.model.state_dict().items()})
         return spec
 
-    one = train(single, capture_initial)
+    one = train_task(single, "affinity", build=capture_initial)
 
     two_dir = tmp_path / "two"
     _confident_labels_from_gt(tiny_recipe(run_dir=two_dir))

@@ -6,6 +6,7 @@ import pytest
 import torch
 
 from psa.engine.ema import WeightAverage, ema_decay_at
+from conftest import stage_dir
 
 
 def test_the_average_follows_the_formula_and_copies_buffers():
@@ -37,13 +38,13 @@ def test_a_run_hands_on_the_average_of_its_steps(tiny_recipe, tmp_path):
     from safetensors.torch import load_file
 
     from psa.engine.checkpoints import complete_checkpoints, load_weights
-    from psa.engine.trainer import train
-    from psa.tasks.cam import build_cam_task
+    from psa.stages.training import train_task
+    from psa.tasks.cam_task import build_cam_task
 
     recipe = tiny_recipe("cam.train.ema_decay=0.5", "cam.train.epochs=2", "cam.train.checkpoint_every=1",
                          "cam.train.keep_checkpoints=100", run_dir=tmp_path / "run")
-    result = train(recipe, build_cam_task)
-    steps = complete_checkpoints(recipe.stage_dir("cam") / "checkpoints")
+    result = train_task(recipe, "cam")
+    steps = complete_checkpoints(stage_dir(recipe, "cam") / "checkpoints")
     assert len(steps) == result.steps >= 3
     # batch-norm statistics are buffers: copied, not averaged
     averaged = {name for name, _ in build_cam_task(recipe).model.named_parameters()}

@@ -29,6 +29,7 @@ import torch
 from PIL import Image
 
 from conftest import ROOT, TINY_OVERRIDES, tool_command
+from psa.config import load_recipe
 from psa.io import save_label_png
 
 DEMO = str(ROOT / "recipes" / "demo.yaml")
@@ -244,8 +245,9 @@ def test_stop_signal_checkpoints_exits_130_and_resumes(reference_training, tmp_p
     assert child.signal_and_wait(sig) == 130, child.output()
     lines = child.err_path.read_text().strip().splitlines()
     assert len(lines) == 1, child.output()
-    match = re.fullmatch(r"stopped by signal at step (\d+); resume with train\.resume=auto", lines[0])
-    assert match, lines[0]
+    match = re.fullmatch(r"stopped by signal at step (\d+); resume with (\S+)", lines[0])
+    assert match and match.group(2) == "cam.train.resume=auto", lines[0]
+    load_recipe(DEMO, [match.group(2)])  # the hint is a recipe key a user can paste
     stopped = int(match.group(1))
     assert target <= stopped <= TRAIN_STEPS, WHERE
     # the checkpoint of the step reached, complete, and nothing final
@@ -267,16 +269,14 @@ def training_errors(tmp_path_factory):
     """Three training runs that must stop with exit code 2, run two at a time:
     run.dir under a regular file; a 1e30 learning rate; a resume whose checkpoint was written
     with another optimizer (SGD, here by a run in this process) than the recipe now names."""
-    from psa.config import load_recipe
-    from psa.engine.trainer import train
-    from psa.tasks import task_builder
+    from psa.stages.training import train_task
 
     unwritable = tmp_path_factory.mktemp("unwritable")
     (unwritable / "blocker").write_text("a regular file, not a folder\n")
     nan = tmp_path_factory.mktemp("nan")
     mismatch = tmp_path_factory.mktemp("mismatch")
     sgd = ("cam.train.optimizer=sgd", "cam.train.max_steps=1", "cam.train.checkpoint_every=1")
-    train(load_recipe(DEMO, [*TINY_OVERRIDES, f"run.dir={mismatch / 'run'}", *sgd]), task_builder("cam"))
+    train_task(load_recipe(DEMO, [*TINY_OVERRIDES, f"run.dir={mismatch / 'run'}", *sgd]), "cam")
     snapshots = {"unwritable": file_snapshot(unwritable), "mismatch": file_snapshot(mismatch)}
     nan_args = (DEMO, *TINY_OVERRIDES, f"run.dir={nan / 'run'}", "cam.train.lr=1e30", "cam.train.checkpoint_every=1")
     results = run_many({
@@ -305,7 +305,6 @@ def test_unwritable_run_dir_exits_2_and_writes_nothing(training_errors):
 def test_non_finite_loss_exits_2_naming_the_step_and_keeps_the_last_checkpoint(training_errors):
     from safetensors.torch import load_file
 
-    from psa.config import load_recipe
     from psa.data import build_source
     from psa.tasks.cam import build_cam_model
 
@@ -351,20 +350,18 @@ def base_run(tmp_path_factory):
     """A tiny run on 40 images: CAM and AffinityNet trained in this process (2 steps each),
     and the uninterrupted CAM export, random walk and evaluation every killed rerun must
     reproduce (export and walk through the same CLI, environment and thread count)."""
-    from psa.config import load_recipe
-    from psa.engine.trainer import train
+    from psa.stages.training import train_task
     from psa.stages.evaluate import evaluate
-    from psa.tasks import task_builder
 
     folder = tmp_path_factory.mktemp("base")
     recipe = load_recipe(DEMO, base_overrides(folder))
     threads = torch.get_num_threads()
     torch.set_num_threads(1)
     try:
-        train(recipe, task_builder("cam"))
+        train_task(recipe, "cam")
         result = run("export_cams", DEMO, *base_overrides(folder))
         assert result.returncode == 0, result.stderr[-3000:]
-        train(dataclasses.replace(recipe, task="affinity"), task_builder("affinity"))
+        train_task(recipe, "affinity")
         result = run("random_walk", DEMO, *base_overrides(folder))
         assert result.returncode == 0, result.stderr[-3000:]
         evaluate(recipe, "rw")

@@ -8,7 +8,6 @@ every step run with a recipe that records which keys it reads; each test works o
 from __future__ import annotations
 
 import dataclasses
-import io
 import json
 import shutil
 import subprocess
@@ -18,14 +17,13 @@ from pathlib import Path
 import numpy as np
 import pytest
 from PIL import Image
-from rich.console import Console
 
-from conftest import ROOT, TINY_OVERRIDES, tool_command
+from conftest import ROOT, TINY_OVERRIDES, stage_dir, tool_command
 from psa.config import load_recipe
 from psa.engine.report import Reporter
 from psa.errors import PsaError
 from psa.provenance import DATA_KEYS, OPERATIONAL_KEYS, covered, read_record
-from psa.stages.pipeline import STEPS
+from psa.stages.registry import REGISTRY
 
 DEMO = str(ROOT / "recipes" / "demo.yaml")
 # the tests' tiny recipe, smaller still: 8 images (one batch), one step per network, CRF in-process
@@ -33,9 +31,11 @@ OVERRIDES = (*TINY_OVERRIDES, "data.synthetic.num_train=8", "data.synthetic.num_
              "cam.train.epochs=1", "affinity.train.epochs=1", "seg.train.epochs=1", "eval.crf_workers=1",
              "eval.num_pictures=1", "cam.train.lr=0.001",  # one step at 0.05 leaves all-zero CAMs
              "random_walk.logt=0")  # one walk step: 6x6 maps converge in a few, hiding beta
-STAGE_FILE = {"train_cam": "psa/tasks/cam.py", "train_affinity": "psa/tasks/affinity.py",
-              "train_seg": "psa/tasks/seg.py", "export_cams": "psa/stages/export_cams.py",
-              "random_walk": "psa/stages/random_walk.py", "predict_seg": "psa/stages/predict.py"}
+STAGE_FILE = {"train_cam": "psa/stages/cam.py (TRAIN_SPEC)", "train_affinity": "psa/stages/affinity.py (TRAIN_SPEC)",
+              "train_seg": "psa/stages/seg.py (TRAIN_SPEC)", "export_cams": "psa/stages/export_cams.py",
+              "random_walk": "psa/stages/random_walk.py", "predict_seg": "psa/stages/seg.py (NETWORK)"}
+# the default pipeline's steps (the CPS steps need a labelled split of their own)
+STEPS = [REGISTRY.get(name) for name in REGISTRY.default_steps()]
 
 
 def recipe_at(run_dir: Path, *extra: str):
@@ -145,24 +145,21 @@ def test_every_recipe_key_a_stage_reads_is_in_its_spec(finished_run):
 
 def test_the_read_recorder_catches_an_undeclared_key(tiny_recipe):
     """The control: a stand-in stage reading a key its spec lacks is reported by name."""
-    from psa.stages.pipeline import step_by_name
 
     recorder = ReadRecorder()
     recipe = recorder.wrap(tiny_recipe())
-    _ = recipe.cam.low_alpha, recipe.random_walk.beta, recipe.stage_dir("affinity")
-    assert undeclared(recorder.reads, step_by_name("eval_rw").spec) == ["cam.low_alpha", "random_walk.beta"]
-    assert undeclared(recorder.reads, step_by_name("random_walk").spec) == ["cam.low_alpha"]
+    _ = recipe.cam.low_alpha, recipe.random_walk.beta, stage_dir(recipe, "affinity")
+    assert undeclared(recorder.reads, REGISTRY.get("eval_rw").spec) == ["cam.low_alpha", "random_walk.beta"]
+    assert undeclared(recorder.reads, REGISTRY.get("random_walk").spec) == ["cam.low_alpha"]
 
 
 @pytest.mark.parametrize("method", ["supervised", "fixmatch", "mixmatch"])
 def test_only_the_chosen_methods_settings_enter_the_classifiers_record(method):
     """A FixMatch setting changes a FixMatch classifier's record and leaves a supervised or
     MixMatch one (whose training never reads it) valid; the same for a MixMatch setting."""
-    from psa.provenance import Provenance
-
     def fingerprint(*extra):
         recipe = load_recipe(DEMO, [*OVERRIDES, f"cam.method={method}", "cam.labeled.fraction=0.5", *extra])
-        return Provenance(recipe).expected("train_cam")["fingerprint"]
+        return REGISTRY.provenance(recipe).expected("train_cam")["fingerprint"]
 
     base = fingerprint()
     assert (fingerprint("cam.fixmatch.tau_pos=0.9") != base) == (method == "fixmatch")
@@ -283,7 +280,7 @@ def test_an_affinity_net_of_another_radius_is_refused_naming_both_values(run_cop
 
 @pytest.mark.slow
 def test_an_unchanged_rerun_skips_every_step_without_reading_an_image(run_copy, monkeypatch):
-    from psa.cli.pipeline import run_pipeline
+    from psa.pipeline import run
     from psa.data.synthetic import SyntheticSource
     from psa.stages.export_cams import export_cams
     from psa.stages.predict import predict
@@ -296,9 +293,7 @@ def test_an_unchanged_rerun_skips_every_step_without_reading_an_image(run_copy, 
         monkeypatch.setattr(SyntheticSource, name, refuse)
     before = tree_state(run_copy)
     recipe = recipe_at(run_copy)
-    ran = []
-    run_pipeline(recipe, Reporter(), Console(file=io.StringIO()), ran=ran)
-    assert ran == []
+    assert run(recipe, Reporter()).ran == []
     assert export_cams(recipe)["skipped_here"] == 8
     assert run_random_walk(recipe)["written_here"] == 0
     assert predict(recipe)["written_here"] == 0
@@ -310,12 +305,10 @@ def test_an_unchanged_rerun_skips_every_step_without_reading_an_image(run_copy, 
 
 @pytest.mark.slow
 def test_the_pipeline_reruns_exactly_the_steps_downstream_of_a_change(run_copy):
-    from psa.cli.pipeline import run_pipeline
+    from psa.pipeline import run
 
     def pipeline(*extra, until=None):
-        ran = []
-        run_pipeline(recipe_at(run_copy, *extra), Reporter(), Console(file=io.StringIO()), until=until, ran=ran)
-        return ran
+        return run(recipe_at(run_copy, *extra), Reporter(), until=until).ran
 
     upstream = {p: v for p, v in tree_state(run_copy).items()
                 if p.is_relative_to(run_copy / "cam") or p.name in ("model.pt", "train.provenance.json")}
@@ -337,17 +330,17 @@ def test_the_pipeline_reruns_exactly_the_steps_downstream_of_a_change(run_copy):
 
 @pytest.mark.slow
 def test_a_2x2_random_walk_sweep_trains_nothing_and_equals_four_separate_runs(run_copy, tmp_path, monkeypatch):
-    import psa.engine.trainer
-    from psa.cli.pipeline import run_pipeline
-    from psa.cli.sweep import run_sweep
+    import psa.stages.training
+    import psa.sweep
+    from psa.pipeline import run
 
     def no_training(*args, **kwargs):
         raise AssertionError("the sweep trained a network")
 
-    monkeypatch.setattr(psa.engine.trainer, "train", no_training)
+    monkeypatch.setattr(psa.stages.training, "train", no_training)
     grid = [*OVERRIDES, f"run.dir={run_copy}", "random_walk.beta=4,8", "random_walk.logt=0,1"]
     folder = tmp_path / "sweep"
-    result = run_sweep(DEMO, grid, Reporter(), Console(file=io.StringIO()), until="eval_rw_crf", folder=str(folder))
+    result = psa.sweep.run(DEMO, grid, Reporter(), until="eval_rw_crf", folder=str(folder)).result
     rows = result["rows"]
     assert [(r["random_walk.beta"], r["random_walk.logt"]) for r in rows] == [(4, 0), (4, 1), (8, 0), (8, 1)]
     for row in rows:
@@ -367,7 +360,7 @@ def test_a_2x2_random_walk_sweep_trains_nothing_and_equals_four_separate_runs(ru
         shutil.copytree(run_copy, alone, symlinks=True)
         recipe = recipe_at(alone, f"random_walk.beta={row['random_walk.beta']}",
                            f"random_walk.logt={row['random_walk.logt']}")
-        run_pipeline(recipe, Reporter(), Console(file=io.StringIO()), until="eval_rw_crf")
+        run(recipe, Reporter(), until="eval_rw_crf")
         for step in ("eval_rw", "eval_rw_crf", "eval_cam"):
             metrics = json.loads((alone / ("cam" if step == "eval_cam" else "affinity") / "eval" /
                                   step.removeprefix("eval_") / "metrics.json").read_text())
@@ -377,6 +370,6 @@ def test_a_2x2_random_walk_sweep_trains_nothing_and_equals_four_separate_runs(ru
 
     # a killed sweep: one point lost its last evaluation; the rerun computes that alone
     shutil.rmtree(Path(rows[1]["dir"]) / "affinity" / "eval" / "rw_crf")
-    again = run_sweep(DEMO, grid, Reporter(), Console(file=io.StringIO()), until="eval_rw_crf", folder=str(folder))
+    again = psa.sweep.run(DEMO, grid, Reporter(), until="eval_rw_crf", folder=str(folder)).result
     assert [r["ran"] for r in again["rows"]] == [[], ["eval_rw_crf"], [], []]
     assert [r["eval_rw_crf"] for r in again["rows"]] == [r["eval_rw_crf"] for r in rows]

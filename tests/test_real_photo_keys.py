@@ -85,7 +85,7 @@ def test_coco_voc_mini_recipe_reads_the_shared_photos_capped():
 
 
 def test_freeze_backbone_leaves_only_the_new_layers_trainable(tiny_recipe):
-    from psa.tasks.cam import build_cam_task
+    from psa.tasks.cam_task import build_cam_task
 
     task = build_cam_task(tiny_recipe("cam.train.freeze_backbone=true"))
     trainable = {name for name, p in task.model.named_parameters() if p.requires_grad}

@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 import torch
 
-from conftest import ROOT
+from conftest import ROOT, stage_dir
 from psa.config import ModelConfig, load_recipe
 from psa.data import build_source
 from psa.errors import PsaError
@@ -25,14 +25,14 @@ def test_pair_switches_default_to_all_and_are_validated(write_recipe):
     for key in ("affinity.pairs", "random_walk.pairs"):
         assert getattr(load_recipe(write_recipe("task: cam\n"), [f"{key}=reference"]),
                        key.split(".")[0]).pairs == "reference"
-        with pytest.raises(PsaError, match=f"recipe key '{key}' must be all or reference"):
+        with pytest.raises(PsaError, match=f"recipe key '{key}' must be one of all, reference, got 'some'"):
             load_recipe(write_recipe("task: cam\n"), [f"{key}=some"])
 
 
 def _write_confident_labels(recipe):
     source = build_source(recipe.data, recipe.data.train_split)
     for index, image_id in enumerate(source.ids):
-        save_label_png(recipe.stage_dir("cam") / "labels" / f"{image_id}.png", source.load_mask(index))
+        save_label_png(stage_dir(recipe, "cam") / "labels" / f"{image_id}.png", source.load_mask(index))
     return source
 
 
@@ -167,14 +167,14 @@ def test_channels_last_trains_the_same_model_in_nhwc(tiny_recipe, tmp_path):
     import dataclasses
 
     from psa.engine.checkpoints import load_weights
-    from psa.engine.trainer import train
-    from psa.tasks import task_builder
+    from psa.stages.training import train_task
+    from psa.tasks.cam_task import build_cam_task
 
     models = {}
 
     def capturing(name):
         def build(recipe):
-            spec = task_builder("cam")(recipe)
+            spec = build_cam_task(recipe)
             models[name] = spec.model
             return spec
         return build
@@ -183,7 +183,7 @@ def test_channels_last_trains_the_same_model_in_nhwc(tiny_recipe, tmp_path):
     for name, flag in (("nchw", "false"), ("nhwc", "true")):
         recipe = tiny_recipe(f"run.channels_last={flag}", "cam.train.max_steps=2", "model.freeze_bn=true",
                              run_dir=tmp_path / name)
-        results[name] = train(dataclasses.replace(recipe, task="cam"), capturing(name))
+        results[name] = train_task(recipe, "cam", build=capturing(name))
     weight = models["nhwc"].backbone.body.state_dict()["conv1.0.weight"]
     assert weight.is_contiguous(memory_format=torch.channels_last) and not weight.is_contiguous()
     assert models["nchw"].backbone.body.state_dict()["conv1.0.weight"].is_contiguous()

@@ -11,18 +11,18 @@ import numpy as np
 import pytest
 import torch
 
-from conftest import assert_resumed_like_straight
+from conftest import assert_resumed_like_straight, stage_dir
 
 from psa.config import CamConfig, FixMatchConfig, MixMatchConfig
 from psa.data.strong_augment import GEOMETRIC_OPS, PhotometricRandAugment, photometric_randaugment
 from psa.engine.checkpoints import load_weights
-from psa.engine.trainer import train
+from psa.stages.training import train_task
 from psa.errors import PsaError
 from psa.ops.semi_supervised import (
     align_distribution, confident_pseudo_labels, linear_rampup, masked_bce, mixmatch_lambda, mixup, prior_caps,
     sharpen,
 )
-from psa.tasks.cam import build_cam_task
+from psa.tasks.cam_task import build_cam_task
 from psa.tasks.cam_semi import FixMatchUnlabeled, fixmatch_loss, mixmatch_loss
 
 SEMI = ("cam.labeled.fraction=0.5", "cam.train.batch_size=4", "cam.fixmatch.mu=1", "cam.mixmatch.mu=1")
@@ -308,17 +308,17 @@ def test_fixmatch_resumes_to_the_same_weights_and_writes_its_split(tiny_recipe, 
     ema = ("cam.train.ema_decay=0.9", "cam.fixmatch.teacher=ema") if teacher == "ema" else ()
     common = (*SEMI, "cam.method=fixmatch", "run.deterministic=true", "cam.train.epochs=3",
               "cam.train.checkpoint_every=1", "cam.fixmatch.tau_pos=0.6", "cam.fixmatch.tau_neg=0.4", *ema)
-    reference = train(tiny_recipe(*common, run_dir=tmp_path / "straight"), build_cam_task)
+    reference = train_task(tiny_recipe(*common, run_dir=tmp_path / "straight"), "cam")
     split = tiny_recipe(*common, "cam.train.max_steps=3", run_dir=tmp_path / "split")
-    assert train(split, build_cam_task).steps == 3
+    assert train_task(split, "cam").steps == 3
     resumed = dataclasses.replace(split, cam=dataclasses.replace(
         split.cam, train=dataclasses.replace(split.cam.train, max_steps=0)))
-    second = train(resumed, build_cam_task)
+    second = train_task(resumed, "cam")
     assert second.resumed_from == 3 and second.steps == reference.steps == 6
     meta = assert_resumed_like_straight(reference, second, "cam")
     assert meta["method"] == "fixmatch" and (meta["labeled"], meta["unlabeled"]) == (8, 8)
     assert meta["ema_decay"] == (0.9 if teacher == "ema" else 0.0)
-    stage = split.stage_dir("cam")
+    stage = stage_dir(split, "cam")
     labeled = (stage / "labeled.txt").read_text().split()
     unlabeled = (stage / "unlabeled.txt").read_text().split()
     assert len(labeled) == len(unlabeled) == 8 and not set(labeled) & set(unlabeled)
@@ -340,7 +340,7 @@ def _logits_by_hand(recipe, split):
     from psa.tasks.cam import build_cam_model
 
     source = build_source(recipe.data, split)
-    state, meta = load_weights(recipe.stage_dir("cam") / "model.pt", "cam", "resnet10t")
+    state, meta = load_weights(stage_dir(recipe, "cam") / "model.pt", "cam", "resnet10t")
     model = build_cam_model(recipe, len(meta["classes"]), load_weights=False)
     model.load_state_dict(state)
     model.eval()
@@ -357,8 +357,8 @@ def _logits_by_hand(recipe, split):
 def test_too_few_unlabelled_images_stop_before_anything_is_written(tiny_recipe):
     recipe = tiny_recipe(*SEMI, "cam.method=fixmatch", "cam.fixmatch.mu=3")
     with pytest.raises(PsaError, match=r"'cam.fixmatch.mu': 8 unlabelled images are fewer than one batch of 3"):
-        train(recipe, build_cam_task)
-    assert not recipe.stage_dir("cam").exists()
+        train_task(recipe, "cam")
+    assert not stage_dir(recipe, "cam").exists()
 
 
 @pytest.mark.parametrize("override, key", [

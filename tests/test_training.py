@@ -7,18 +7,16 @@ import dataclasses
 import numpy as np
 import pytest
 
-from conftest import assert_resumed_like_straight
+from conftest import assert_resumed_like_straight, stage_dir
 
 from psa.data import build_source
 from psa.engine.checkpoints import WEIGHTS_FILE, complete_checkpoints, load_weights
-from psa.engine.trainer import train
+from psa.stages.training import train_task
 from psa.io import save_label_png
-from psa.tasks import task_builder
 
 
 def _train(recipe, task):
-    recipe = dataclasses.replace(recipe, task=task)
-    return train(recipe, task_builder(task))
+    return train_task(recipe, task)
 
 
 def _early_late(losses, n=4):
@@ -35,9 +33,9 @@ def test_cam_training_lowers_the_loss(tiny_recipe):
     assert meta["classes"][0] == "background" and meta["steps"] == 24
     assert any(k.startswith("classifier") for k in state)
     # the run folder records what ran
-    run_info = (recipe.stage_dir("cam") / "run_info.json").read_text()
+    run_info = (stage_dir(recipe, "cam") / "run_info.json").read_text()
     assert '"world_size": 1' in run_info
-    assert (recipe.stage_dir("cam").parent / "recipe.yaml").is_file()
+    assert (stage_dir(recipe, "cam").parent / "recipe.yaml").is_file()
 
 
 def test_resume_continues_to_the_same_weights(tiny_recipe, tmp_path):
@@ -48,7 +46,7 @@ def test_resume_continues_to_the_same_weights(tiny_recipe, tmp_path):
     split = tiny_recipe(*common, "cam.train.max_steps=3", run_dir=tmp_path / "split")
     first = _train(split, "cam")
     assert first.steps == 3
-    assert [p.name for p in complete_checkpoints(split.stage_dir("cam") / "checkpoints")][-1] == "step_00000003"
+    assert [p.name for p in complete_checkpoints(stage_dir(split, "cam") / "checkpoints")][-1] == "step_00000003"
     second = _train(dataclasses.replace(split, cam=dataclasses.replace(
         split.cam, train=dataclasses.replace(split.cam.train, max_steps=0))), "cam")
     assert second.resumed_from == 3 and second.steps == reference.steps == 6
@@ -61,7 +59,7 @@ def _write_confident_labels_from_gt(recipe):
     for index, image_id in enumerate(source.ids):
         mask = source.load_mask(index).copy()
         mask[:, : mask.shape[1] // 6] = 255
-        save_label_png(recipe.stage_dir("cam") / "labels" / f"{image_id}.png", mask)
+        save_label_png(stage_dir(recipe, "cam") / "labels" / f"{image_id}.png", mask)
 
 
 def test_affinity_training_lowers_the_loss(tiny_recipe):
@@ -79,7 +77,7 @@ def test_seg_training_on_ground_truth_lowers_the_loss(tiny_recipe):
     result = _train(recipe, "seg")
     early, late = _early_late(result.losses)
     assert late < early, result.losses
-    assert (recipe.stage_dir("seg") / WEIGHTS_FILE).is_file()
+    assert (stage_dir(recipe, "seg") / WEIGHTS_FILE).is_file()
 
 
 def test_too_little_free_disk_stops_before_anything_is_written(tiny_recipe):
@@ -93,7 +91,7 @@ def test_too_little_free_disk_stops_before_anything_is_written(tiny_recipe):
     assert free_mb < 1000000000
     with pytest.raises(PsaError, match=r"MB free on the disk of .*run.min_free_mb"):
         _train(recipe, "cam")
-    assert not (recipe.stage_dir("cam")).exists()
+    assert not (stage_dir(recipe, "cam")).exists()
     # the inference stages check too, before creating their output folders
     trained = dataclasses.replace(recipe, run=dataclasses.replace(recipe.run, min_free_mb=0))
     smoke = dataclasses.replace(trained, cam=dataclasses.replace(
@@ -101,7 +99,7 @@ def test_too_little_free_disk_stops_before_anything_is_written(tiny_recipe):
     _train(smoke, "cam")
     with pytest.raises(PsaError, match="run.min_free_mb"):
         export_cams(dataclasses.replace(smoke, run=recipe.run))  # the recipe that trained it, little disk
-    assert not (recipe.stage_dir("cam") / "cams").exists()
+    assert not (stage_dir(recipe, "cam") / "cams").exists()
 
 
 def _with_side_stream(builder):
@@ -129,19 +127,19 @@ def _with_side_stream(builder):
 def test_resume_with_a_side_stream_continues_to_the_same_weights(tiny_recipe, tmp_path):
     import json
 
-    from psa.tasks.cam import build_cam_task
+    from psa.tasks.cam_task import build_cam_task
 
     # 16 images, batch 8: 2 steps an epoch; the side stream (batch 4) has 4 batches an epoch,
     # so the resumed run must re-enter the side stream mid-epoch at the right batch
     common = ("run.deterministic=true", "cam.train.epochs=3", "cam.train.checkpoint_every=1")
     straight = tiny_recipe(*common, run_dir=tmp_path / "straight")
-    reference = train(straight, _with_side_stream(build_cam_task))
+    reference = train_task(straight, "cam", build=_with_side_stream(build_cam_task))
     split = tiny_recipe(*common, "cam.train.max_steps=3", run_dir=tmp_path / "split")
-    train(split, _with_side_stream(build_cam_task))
+    train_task(split, "cam", build=_with_side_stream(build_cam_task))
     resumed_recipe = dataclasses.replace(split, cam=dataclasses.replace(
         split.cam, train=dataclasses.replace(split.cam.train, max_steps=0)))
-    second = train(resumed_recipe, _with_side_stream(build_cam_task))
+    second = train_task(resumed_recipe, "cam", build=_with_side_stream(build_cam_task))
     assert second.resumed_from == 3 and second.steps == reference.steps == 6
     assert_resumed_like_straight(reference, second, "cam")
-    info = json.loads((split.stage_dir("cam") / "run_info.json").read_text())
+    info = json.loads((stage_dir(split, "cam") / "run_info.json").read_text())
     assert info["batch"] == {"global": 8, "per_process": 8, "extra": {"global": 4, "per_process": 4}}

@@ -19,11 +19,12 @@ def main() -> int:
     if recipe is None:
         return 0
     from psa.cli.diagnose import diagnose_tables
-    from psa.stages.diagnose import DIAGNOSE_DIR, diagnose
+    from psa.layout import RunLayout
+    from psa.stages.diagnose import diagnose
 
     report = diagnose(recipe, split=args.split, reporter=RichReporter())
     console.print(diagnose_tables(report))
-    console.print(f"[dim]{recipe.stage_dir(DIAGNOSE_DIR) / 'diagnose.json'}[/]")
+    console.print(f"[dim]{RunLayout.of(recipe).diagnose / 'diagnose.json'}[/]")
     return 0
 
 

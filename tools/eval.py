@@ -16,9 +16,9 @@ from psa.cli.common import (
 
 def main() -> int:
     parser = recipe_parser(__doc__)
-    parser.add_argument("--source", help="cam | rw | seg | cps | classifier: what to score (default: from the "
-                                          "recipe's task: cam→cam, affinity→rw, seg→seg, cps→cps; classifier: "
-                                          "per-class AP of the CAM network)")
+    parser.add_argument("--source", help="what to score: a registered step's predictions (cam, rw, seg, cps, ...) or "
+                                          "classifier (per-class AP of the CAM network); default: the recipe's "
+                                          "task's predictions (cam→cam, affinity→rw, seg→seg, cps→cps)")
     parser.add_argument("--crf", action="store_true", help="refine the scores with the dense CRF first")
     parser.add_argument("--pred", metavar="DIR", help="a folder of <id>.png label maps to score instead")
     parser.add_argument("--split", help="dataset split to score (default: data.eval_split, seg and cps: data.val_split)")

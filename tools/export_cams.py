@@ -16,12 +16,13 @@ def main() -> int:
     recipe = load_from_args(args)
     if recipe is None:
         return 0
+    from psa.layout import RunLayout
     from psa.stages.export_cams import export_cams
 
     summary = export_cams(recipe, RichReporter())
     if is_main_process():
         console.print(key_value_table("CAM export", list(summary.items()) +
-                                      [("output", recipe.stage_dir("cam"))]))
+                                      [("output", RunLayout.of(recipe).stage("cam").path)]))
     return 0
 
 

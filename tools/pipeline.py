@@ -7,9 +7,7 @@ RW+CRF vs seg.
 
 import _path  # noqa: F401
 
-from psa.cli.common import (
-    RichReporter, console, load_from_args, recipe_parser, run_tool,
-)
+from psa.cli.common import RichReporter, console, is_main_process, load_from_args, recipe_parser, run_tool
 
 
 def main() -> int:
@@ -19,9 +17,12 @@ def main() -> int:
     recipe = load_from_args(args)
     if recipe is None:
         return 0
-    from psa.cli.pipeline import run_pipeline
+    from psa.cli.pipeline import summary_table
+    from psa.pipeline import run
 
-    run_pipeline(recipe, RichReporter(), console, until=args.until)
+    result = run(recipe, RichReporter(), until=args.until)
+    if is_main_process():
+        console.print(summary_table(result.summary, recipe))
     return 0
 
 

@@ -15,12 +15,13 @@ def main() -> int:
     recipe = load_from_args(args)
     if recipe is None:
         return 0
+    from psa.layout import RunLayout
     from psa.stages.random_walk import run_random_walk
 
     summary = run_random_walk(recipe, RichReporter())
     if is_main_process():
         console.print(key_value_table("random walk", list(summary.items()) +
-                                      [("pseudo masks", recipe.stage_dir("affinity") / "pseudo")]))
+                                      [("pseudo masks", RunLayout.of(recipe).pseudo_masks())]))
     return 0
 
 

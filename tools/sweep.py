@@ -12,7 +12,7 @@ import argparse
 
 import _path  # noqa: F401
 
-from psa.cli.common import RichReporter, console, run_tool
+from psa.cli.common import RichReporter, console, is_main_process, run_tool
 
 
 def main() -> int:
@@ -22,9 +22,14 @@ def main() -> int:
     parser.add_argument("--until", metavar="STEP", help="stop each point after this step (e.g. eval_rw_crf)")
     parser.add_argument("--out", metavar="DIR", help="sweep folder (default <run.dir>/sweeps/<keys>)")
     args = parser.parse_args()
-    from psa.cli.sweep import run_sweep
+    from psa.cli.sweep import sweep_table
+    from psa.sweep import run
 
-    run_sweep(args.recipe, args.grid, RichReporter(), console, until=args.until, folder=args.out)
+    result = run(args.recipe, args.grid, RichReporter(), until=args.until, folder=args.out)
+    if is_main_process():
+        console.print(sweep_table(result))
+        console.print(f"wrote {result.where / 'sweep.csv'}, sweep.json, sweep.png; "
+                      f"tensorboard --logdir {result.where / 'tb'} (HPARAMS tab)")
     return 0
 
 

@@ -1,4 +1,4 @@
-"""Train the stage named by the recipe's `task` (cam | affinity | seg | cps).
+"""Train the stage named by the recipe's `task` (cam | affinity | seg | cps, or a registered method's).
 
     accelerate launch tools/train.py recipes/cam.yaml [key=value ...]
 """
@@ -15,16 +15,16 @@ def main() -> int:
     recipe = load_from_args(args)
     if recipe is None:
         return 0
-    from psa.engine.trainer import train
-    from psa.tasks import task_builder
+    from psa.layout import StageFolder
+    from psa.stages.training import train_task
 
-    result = train(recipe, task_builder(recipe.task), RichReporter())
+    result = train_task(recipe, recipe.task, RichReporter())
     if is_main_process():
         console.print(key_value_table(f"trained {recipe.task}", [
             ("steps", result.steps), ("resumed from step", result.resumed_from),
             ("final loss", f"{result.final_loss:.4f}"), ("processes", result.world_size),
             ("time", f"{result.seconds:.1f} s"), ("weights", result.weights),
-            ("TensorBoard", f"tensorboard --logdir {result.stage_dir / 'tb'}"),
+            ("TensorBoard", f"tensorboard --logdir {StageFolder(result.stage_dir).tensorboard}"),
         ]))
     return 0
 

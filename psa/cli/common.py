@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import argparse
 import logging
-import os
 import sys
 from typing import Callable
 
@@ -13,16 +12,13 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, T
 from rich.table import Table
 
 from ..config import Recipe, dump_recipe, load_recipe
-from ..engine.report import Reporter
+from ..engine.report import Reporter, is_main_process
 from ..errors import PsaError
 
 console = Console(stderr=False)
 err_console = Console(stderr=True)
 
-
-def is_main_process() -> bool:
-    """Before the Accelerator exists: launchers export RANK; a plain run is rank 0."""
-    return os.environ.get("RANK", "0") == "0"
+__all__ = ["is_main_process"]  # re-exported for the tools
 
 
 def recipe_parser(description: str) -> argparse.ArgumentParser:
@@ -35,7 +31,12 @@ def recipe_parser(description: str) -> argparse.ArgumentParser:
 
 
 def load_from_args(args: argparse.Namespace) -> Recipe | None:
+    """The recipe, its keys checked; the keys whose choices are the stage registry's (`task`,
+    `pipeline.steps`) too, once the keys themselves passed (a typo fails before torch loads)."""
     recipe = load_recipe(args.recipe, args.overrides)
+    from ..stages.registry import REGISTRY  # imports every stage (and torch): late, for a fast typo message
+
+    REGISTRY.check_recipe(recipe)
     if args.print_config:
         console.print(dump_recipe(recipe), markup=False, highlight=False)
         return None
@@ -75,6 +76,16 @@ class RichReporter(Reporter):
     def log(self, message: str) -> None:
         if self.enabled:
             console.log(message)
+
+    def step(self, name: str, event: str, detail: str = "") -> None:
+        if not self.enabled:
+            return
+        if event == "skip":
+            console.print(f"[dim]✓ {name}: done already ({detail})[/]")
+        elif event == "start":
+            console.rule(f"[bold]{name}" + (f" [yellow](rerun: {detail})[/]" if detail else ""))
+        else:
+            console.print(f"[green]✓ {name}[/] in {detail} s")
 
 
 def run_tool(main: Callable[[], int | None]) -> None:

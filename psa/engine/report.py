@@ -7,8 +7,14 @@ progress bars on the main process. Library callers (tests, notebooks) get the si
 from __future__ import annotations
 
 import logging
+import os
 
 logger = logging.getLogger("psa")
+
+
+def is_main_process() -> bool:
+    """Before (or without) an Accelerator: launchers export RANK; a plain run is rank 0."""
+    return os.environ.get("RANK", "0") == "0"
 
 
 class Reporter:
@@ -25,3 +31,8 @@ class Reporter:
 
     def log(self, message: str) -> None:
         logger.info(message)
+
+    def step(self, name: str, event: str, detail: str = "") -> None:
+        """A pipeline step: event "skip" (done already; detail: its record), "start" (detail:
+        why it reruns, "" when it never ran) or "done" (detail: the seconds it took)."""
+        logger.info("%s: %s %s", name, event, detail)

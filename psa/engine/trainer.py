@@ -16,14 +16,13 @@ import torch
 from torch import nn
 from torch.utils.data import DataLoader, Dataset
 
-from .. import __version__, provenance
-from ..config import Recipe, TrainConfig, dump_recipe
+from .. import __version__
+from ..config import Recipe, TrainConfig
 from ..errors import PsaError
-from ..io import atomic_write_json, atomic_write_text, ensure_free_space, remove_stale_temp_files
+from ..io import atomic_write_json, ensure_free_space, remove_stale_temp_files
+from ..layout import StageFolder
 from .accel import check_global_batch, make_accelerator
-from .checkpoints import (
-    WEIGHTS_FILE, latest_checkpoint, read_state, remove_incomplete, save_checkpoint, save_weights,
-)
+from .checkpoints import latest_checkpoint, read_state, remove_incomplete, save_checkpoint, save_weights
 from .ema import WeightAverage
 from .optim import build_optimizer, set_poly_lr
 from .report import Reporter
@@ -36,10 +35,9 @@ PreviewFn = Callable[[nn.Module, dict], dict[str, np.ndarray]]
 
 @dataclass
 class TaskSpec:
-    """What a stage hands the engine."""
+    """What a stage's builder makes once the Accelerator exists: the model, its data, its loss."""
 
     name: str
-    train: TrainConfig
     model: nn.Module
     dataset: Dataset
     loss_fn: LossFn  # (model, batch) -> (loss, scalars to log)
@@ -51,6 +49,24 @@ class TaskSpec:
     # writes the task's own files into the stage folder (main process, once the folder is
     # ready), e.g. which images were labelled
     write_files: Callable[[Path], None] | None = None
+
+
+@dataclass
+class TrainJob:
+    """What a training step hands the engine before anything is built: its settings, its
+    folder, how to build the task (after the Accelerator, which seeds every RNG, exists) and
+    the step's own checks and records around the run. The engine knows no recipe section or
+    task name beyond what is here."""
+
+    section: str  # the recipe section of `settings`, for messages: "cam" -> cam.train.batch_size
+    settings: TrainConfig
+    folder: StageFolder
+    build: Callable[[], TaskSpec]
+    # every process, before anything is written, given the checkpoint a resume would continue
+    # from (None: a fresh start): refuses (PsaError) when the run does not fit its folder
+    check: Callable[[Path | None], None] | None = None
+    on_start: Callable[[], None] | None = None  # main process, once the folder is ready
+    on_finish: Callable[[], None] | None = None  # main process, next to the final weights
 
 
 class StopRequested(Exception):
@@ -69,17 +85,18 @@ class TrainResult:
     losses: list[float] = field(default_factory=list)  # mean loss of each step this run took
 
 
-def train(recipe: Recipe, build_task: Callable[[Recipe], TaskSpec], reporter: Reporter | None = None) -> TrainResult:
+def train(recipe: Recipe, job: TrainJob, reporter: Reporter | None = None) -> TrainResult:
+    """Run `job` under `recipe.run`'s settings (seed, workers, precision, memory layout)."""
     reporter = reporter or Reporter()
-    stage_dir = recipe.stage_dir(recipe.task)
-    ckpt_dir = stage_dir / "checkpoints"
-    train_cfg: TrainConfig = getattr(recipe, recipe.task).train
+    stage_dir = job.folder.path
+    ckpt_dir = job.folder.checkpoints
+    train_cfg = job.settings
+    key = f"{job.section}.train"
     accelerator = make_accelerator(recipe, grad_accum=train_cfg.grad_accum, project_dir=str(stage_dir))
     # batch_size is the global batch: the loader yields it whole and Accelerate hands each
     # process its slice, so steps, schedule and images per step do not depend on the world size
-    per_process_batch = check_global_batch(train_cfg.batch_size, f"{recipe.task}.train.batch_size",
-                                           accelerator.num_processes)
-    task = build_task(recipe)  # first: bad data or weights fail before anything is written
+    per_process_batch = check_global_batch(train_cfg.batch_size, f"{key}.batch_size", accelerator.num_processes)
+    task = job.build()  # first: bad data or weights fail before anything is written
     dataset = SeededAugmentation(task.dataset, recipe.run.seed)
     side_streams = [SideStream(name, side, recipe.run.seed, accelerator, recipe.run.num_workers)
                     for name, side in task.side.items()]
@@ -93,7 +110,7 @@ def train(recipe: Recipe, build_task: Callable[[Recipe], TaskSpec], reporter: Re
     )
     if len(loader) == 0:
         raise PsaError(f"{task.name}: {len(task.dataset)} training images is fewer than "
-                       f"{recipe.task}.train.batch_size={train_cfg.batch_size}")
+                       f"{key}.batch_size={train_cfg.batch_size}")
     if accelerator.num_processes > 1 and accelerator.device.type == "cuda":
         # trainable BN over small per-GPU batches: statistics of the global batch (GPU only)
         task.model = nn.SyncBatchNorm.convert_sync_batchnorm(task.model)
@@ -111,26 +128,28 @@ def train(recipe: Recipe, build_task: Callable[[Recipe], TaskSpec], reporter: Re
 
     steps_per_epoch = len(loader) // train_cfg.grad_accum
     if steps_per_epoch == 0:
-        raise PsaError(f"{recipe.task}.train.grad_accum={train_cfg.grad_accum} exceeds the "
+        raise PsaError(f"{key}.grad_accum={train_cfg.grad_accum} exceeds the "
                        f"{len(loader)} batches of one epoch")
     max_step = steps_per_epoch * train_cfg.epochs
     stop_step = min(max_step, train_cfg.max_steps) if train_cfg.max_steps else max_step
 
     # weights or checkpoints of other inputs than the recipe asks for: refused, nothing written
-    record = provenance.check_training(recipe, latest_checkpoint(ckpt_dir) if train_cfg.resume == "auto" else None)
-    step = _resume(recipe, train_cfg, accelerator, ckpt_dir)  # a checkpoint that does not fit: nothing written
+    if job.check is not None:
+        job.check(latest_checkpoint(ckpt_dir) if train_cfg.resume == "auto" else None)
+    step = _resume(key, train_cfg, accelerator, ckpt_dir)  # a checkpoint that does not fit: nothing written
     resumed_from = step
     if accelerator.is_main_process:
-        _prepare_run_dir(recipe, stage_dir, accelerator.num_processes, {
+        _prepare_run_dir(recipe, job.folder, accelerator.num_processes, {
             "global": train_cfg.batch_size, "per_process": per_process_batch,
             **{s.name: {"global": s.global_batch, "per_process": s.per_process} for s in side_streams},
         })
         remove_incomplete(ckpt_dir)
-        provenance.record_training(recipe, record, complete=False)
+        if job.on_start is not None:
+            job.on_start()
         if task.write_files is not None:
             task.write_files(stage_dir)
     accelerator.wait_for_everyone()
-    writer = _tensorboard(stage_dir) if accelerator.is_main_process else None
+    writer = _tensorboard(job.folder) if accelerator.is_main_process else None
     stopper = _SignalFlag()
     reporter.start(f"train {task.name}", total=stop_step, completed=step)
     started, losses = time.perf_counter(), []
@@ -186,7 +205,7 @@ def train(recipe: Recipe, build_task: Callable[[Recipe], TaskSpec], reporter: Re
                     save_checkpoint(accelerator, ckpt_dir, step, {"epoch": epoch, "max_step": max_step},
                                     train_cfg.keep_checkpoints)
                 if stop_now:
-                    raise StopRequested(f"stopped by signal at step {step}; resume with train.resume=auto")
+                    raise StopRequested(f"stopped by signal at step {step}; resume with {key}.resume=auto")
                 if step >= stop_step:
                     break
     finally:
@@ -195,14 +214,15 @@ def train(recipe: Recipe, build_task: Callable[[Recipe], TaskSpec], reporter: Re
         if writer is not None:
             writer.close()
 
-    weights = stage_dir / WEIGHTS_FILE
+    weights = job.folder.weights
     accelerator.wait_for_everyone()
     if accelerator.is_main_process:
         # with train.ema_decay the average is the model the later stages get (as the papers report it)
         save_weights(weights, ema.model if ema is not None else accelerator.unwrap_model(model),
-                     {"task": recipe.task, "backbone": recipe.model.backbone, "steps": step,
+                     {"task": task.name, "backbone": recipe.model.backbone, "steps": step,
                       "ema_decay": train_cfg.ema_decay, **task.meta})
-        provenance.record_training(recipe, record, complete=True)
+        if job.on_finish is not None:
+            job.on_finish()
     accelerator.wait_for_everyone()
     return TrainResult(stage_dir, weights, step, losses[-1] if losses else float("nan"),
                        time.perf_counter() - started, accelerator.num_processes, resumed_from, losses)
@@ -211,7 +231,8 @@ def train(recipe: Recipe, build_task: Callable[[Recipe], TaskSpec], reporter: Re
 # ----------------------------------------------------------------------------- helpers
 
 
-def _prepare_run_dir(recipe: Recipe, stage_dir: Path, world_size: int, batch: dict) -> None:
+def _prepare_run_dir(recipe: Recipe, folder: StageFolder, world_size: int, batch: dict) -> None:
+    stage_dir = folder.path
     ensure_free_space(recipe.run.dir, recipe.run.min_free_mb)
     try:
         stage_dir.mkdir(parents=True, exist_ok=True)
@@ -220,10 +241,9 @@ def _prepare_run_dir(recipe: Recipe, stage_dir: Path, world_size: int, batch: di
         probe.unlink()
     except OSError as err:
         raise PsaError(f"run directory {stage_dir} is not writable: {err.strerror} (recipe key run.dir)") from None
-    for folder in (stage_dir, stage_dir.parent):  # ".model.pt.*.tmp" etc. of a killed earlier run
-        remove_stale_temp_files(folder)
-    atomic_write_text(Path(recipe.run.dir) / "recipe.yaml", dump_recipe(recipe))
-    atomic_write_json(stage_dir / "run_info.json", {
+    for where in (stage_dir, stage_dir.parent):  # ".model.pt.*.tmp" etc. of a killed earlier run
+        remove_stale_temp_files(where)
+    atomic_write_json(folder.run_info, {
         "psa_version": __version__, "git_commit": _git_commit(), "world_size": world_size, "batch": batch,
         "command": sys.argv, "torch": torch.__version__, "started": time.strftime("%Y-%m-%d %H:%M:%S"),
     })
@@ -238,7 +258,7 @@ def _git_commit() -> str | None:
     return out.stdout.strip() or None
 
 
-def _resume(recipe: Recipe, train_cfg: TrainConfig, accelerator, ckpt_dir: Path) -> int:
+def _resume(key: str, train_cfg: TrainConfig, accelerator, ckpt_dir: Path) -> int:
     mode = train_cfg.resume
     if mode == "never":
         return 0
@@ -246,14 +266,14 @@ def _resume(recipe: Recipe, train_cfg: TrainConfig, accelerator, ckpt_dir: Path)
     if checkpoint is None:
         return 0
     if not checkpoint.is_dir():
-        raise PsaError(f"recipe key '{recipe.task}.train.resume': checkpoint {checkpoint} not found")
+        raise PsaError(f"recipe key '{key}.resume': checkpoint {checkpoint} not found")
     state = read_state(checkpoint)
     try:
         accelerator.load_state(str(checkpoint))
     except (KeyError, ValueError, RuntimeError) as err:  # another optimizer, model or group layout
         first = (str(err).strip().splitlines() or [""])[0][:200]
         raise PsaError(f"checkpoint {checkpoint} does not fit this run ({type(err).__name__}: {first}); "
-                       f"was the recipe changed? Use a new run.dir or {recipe.task}.train.resume=never") from None
+                       f"was the recipe changed? Use a new run.dir or {key}.resume=never") from None
     return int(state["step"])
 
 
@@ -289,10 +309,10 @@ class _SignalFlag:
             signal.signal(sig, handler)
 
 
-def _tensorboard(stage_dir: Path):
+def _tensorboard(folder: StageFolder):
     from torch.utils.tensorboard import SummaryWriter
 
-    return SummaryWriter(log_dir=str(stage_dir / "tb"))
+    return SummaryWriter(log_dir=str(folder.tensorboard))
 
 
 def _log_scalars(writer, step, epoch, loss, scalars, optimizer, images_per_second) -> None:

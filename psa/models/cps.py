@@ -18,9 +18,6 @@ class CpsPair(nn.Module):
     def __init__(self, first: SegNet, second: SegNet):
         super().__init__()
         self.nets = nn.ModuleList([first, second])
-        # training steps taken, for the λ warm-up: a buffer, so checkpoints (resume) and DDP
-        # (broadcast from rank 0) carry it with the weights
-        self.register_buffer("steps_seen", torch.zeros((), dtype=torch.long))
 
     def new_modules(self) -> list[nn.Module]:
         return [module for net in self.nets for module in net.new_modules()]

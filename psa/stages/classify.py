@@ -18,8 +18,9 @@ from ..engine.accel import make_accelerator, shard, sum_over_processes
 from ..engine.report import Reporter
 from ..io import atomic_write_json
 from ..metrics import multilabel_scores
-from ..tasks.cam import build_cam_model
-from .common import items_for, load_trained
+from ..layout import RunLayout
+from .common import items_for
+from .export_cams import load_cam_net
 
 SOURCE = "classifier"  # tools/eval.py --source classifier
 
@@ -30,9 +31,7 @@ def evaluate_classifier(recipe: Recipe, split: str | None = None, reporter: Repo
     accelerator = make_accelerator(recipe)
     items = items_for(recipe, [split])
     classes = list(items[0].source.classes)
-    model = load_trained(recipe, "cam", lambda meta: build_cam_model(recipe, len(meta["classes"]), load_weights=False),
-                         classes=classes)
-    model.to(accelerator.device)
+    model = load_cam_net(recipe, classes).to(accelerator.device)
 
     logits = np.zeros((len(items), len(classes) - 1), dtype=np.float64)
     targets = np.zeros_like(logits)
@@ -61,12 +60,12 @@ def evaluate_classifier(recipe: Recipe, split: str | None = None, reporter: Repo
 
 
 def _write_outputs(recipe: Recipe, metrics: dict) -> None:
-    stage = recipe.stage_dir("cam")
+    stage = RunLayout.of(recipe).stage("cam")
     tag = f"{SOURCE}_{metrics['split']}"
-    atomic_write_json(stage / "eval" / tag / "metrics.json", metrics)
+    atomic_write_json(stage.eval(tag) / "metrics.json", metrics)
     from torch.utils.tensorboard import SummaryWriter
 
-    with SummaryWriter(log_dir=str(stage / "tb")) as writer:
+    with SummaryWriter(log_dir=str(stage.tensorboard)) as writer:
         if metrics["mAP"] is not None:
             writer.add_scalar(f"eval/{tag}/mAP", metrics["mAP"], 0)
         for name, ap in metrics["ap"].items():

@@ -4,16 +4,17 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Callable, Sequence
+from typing import Any, Callable, Sequence
 
 import torch
 
 from ..config import Recipe
 from ..data import build_source
 from ..data.base import SegmentationSource
-from ..engine.checkpoints import WEIGHTS_FILE, load_weights
+from ..engine.checkpoints import load_weights
 from ..errors import PsaError
 from ..io import ensure_free_space, remove_stale_temp_files
+from ..layout import RunLayout
 
 
 @dataclass(frozen=True)
@@ -23,6 +24,9 @@ class Item:
     image_id: str
     source: SegmentationSource
     index: int
+
+    def load(self):
+        return self.source.load_image(self.index)
 
 
 def items_for(recipe: Recipe, splits: list[str]) -> list[Item]:
@@ -44,21 +48,18 @@ def default_splits(recipe: Recipe, override: str) -> list[str]:
 
 
 def load_trained(recipe: Recipe, stage: str, build: Callable[[dict], torch.nn.Module],
-                 classes: Sequence[str] | None = None) -> torch.nn.Module:
+                 classes: Sequence[str] | None = None, fits: dict[str, tuple[str, Any]] | None = None
+                 ) -> torch.nn.Module:
     """A stage's trained network in eval mode: the checkpoint is read once, its metadata (class
     list, ...) tells `build(meta)` the model's shape, then the weights go in. A checkpoint made
-    for other classes, another radius or head than the recipe asks is refused in one line
-    (also for weights without a provenance record)."""
-    path = recipe.stage_dir(stage) / WEIGHTS_FILE
+    for other classes than `classes`, or whose metadata differs from what `fits` asks
+    ({recipe key: (metadata key, the recipe's value)}, e.g. the radius or head), is refused in
+    one line (also for weights without a provenance record)."""
+    path = RunLayout.of(recipe).stage(stage).weights
     state, meta = load_weights(path, stage, recipe.model.backbone)
-    asked = {"data.classes": list(classes) if classes is not None else None}
-    if stage == "affinity":
-        asked["affinity.radius"] = recipe.affinity.radius
-    if stage == "seg":
-        asked["seg.head"] = recipe.seg.head
-    recorded = {"data.classes": meta.get("classes"), "affinity.radius": meta.get("radius"), "seg.head": meta.get("head")}
-    for key, value in asked.items():
-        old = recorded[key]
+    asked = {"data.classes": ("classes", list(classes) if classes is not None else None), **(fits or {})}
+    for key, (meta_key, value) in asked.items():
+        old = meta.get(meta_key)
         if value is None or old is None:
             continue
         if (list(old) if isinstance(old, (list, tuple)) else old) != value:

@@ -24,21 +24,18 @@ import torch
 from ..config import Recipe
 from ..constants import FEATURE_STRIDE, IGNORE_INDEX
 from ..data.transforms import downsample_label, normalize, pad_to_multiple
-from ..engine.checkpoints import WEIGHTS_FILE
 from ..engine.report import Reporter
 from ..errors import PsaError
 from ..io import atomic_write_json
+from ..layout import RunLayout
 from ..metrics import confusion_matrix, multilabel_scores, segmentation_scores
 from ..ops.affinity_labels import label_affinity, pair_labels
 from ..ops.cam import cam_prediction
-from ..tasks.affinity import build_affinity_model, confident_label_path
-from ..tasks.cam import build_cam_model
-from .common import items_for, load_trained, output_dirs
+from ..tasks.affinity import confident_label_path
+from .common import items_for, output_dirs
 from .evaluate import sweep_thresholds
-from .export_cams import CAMS_DIR, load_cam_file
-from .random_walk import upsample_scores, walk_with_affinity
-
-DIAGNOSE_DIR = "diagnose"
+from .export_cams import load_cam_file, load_cam_net
+from .random_walk import load_affinity_net, upsample_scores, walk_with_affinity
 PAIR_SETS = ("bg", "fg", "neg")
 # a walk within this many mIoU points of its ground-truth bound has little left to gain
 NEAR_BOUND = 0.03
@@ -128,16 +125,13 @@ def diagnose(recipe: Recipe, split: str | None = None, reporter: Reporter | None
         raise PsaError(f"split {split!r} has no ground-truth masks to diagnose against")
     classes = list(items[0].source.classes)
     device = torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    cam_model = load_trained(recipe, "cam", lambda meta: build_cam_model(recipe, len(meta["classes"]),
-                                                                         load_weights=False)).to(device)
-    affinity_trained = (recipe.stage_dir("affinity") / WEIGHTS_FILE).is_file()
-    affinity_model = None
-    if affinity_trained:
-        affinity_model = load_trained(recipe, "affinity", lambda meta: build_affinity_model(
-            recipe, load_weights_=False)).to(device)
-    cam_dir = recipe.stage_dir("cam") / CAMS_DIR
-    out_dir = recipe.stage_dir(DIAGNOSE_DIR)
-    output_dirs(recipe, out_dir)
+    layout = RunLayout.of(recipe)
+    cam_model = load_cam_net(recipe).to(device)
+    affinity_trained = layout.stage("affinity").weights.is_file()
+    affinity_model = load_affinity_net(recipe).to(device) if affinity_trained else None
+    cam_dir = layout.cams
+    out_dir = layout.diagnose
+    output_dirs(recipe, out_dir.path)
 
     radius = recipe.random_walk.radius
     thresholds = sweep_thresholds(recipe)
@@ -230,7 +224,7 @@ def _report(recipe: Recipe, tally: _Tally, classes: list, thresholds: list, spli
 
 def _eval_miou(recipe: Recipe, name: str) -> float | None:
     """mIoU written by tools/eval.py (e.g. --crf, which the diagnosis does not redo)."""
-    path = recipe.stage_dir("affinity") / "eval" / name / "metrics.json"
+    path = RunLayout.of(recipe).stage("affinity").eval(name) / "metrics.json"
     if not path.is_file():
         return None
     try:
@@ -259,6 +253,6 @@ def _write_tensorboard(out_dir, report: dict) -> None:
 
     lines = ["| stage | mIoU % |", "|---|---:|"] + [f"| {row} | {pct(v)} |" for row, v in summary_rows(report)]
     lines += ["", f"**bottleneck:** {report['bottleneck']}"]
-    with SummaryWriter(log_dir=str(out_dir / "tb")) as writer:
+    with SummaryWriter(log_dir=str(out_dir.tensorboard)) as writer:
         writer.add_text("diagnose/summary", "\n".join(lines), 0)
         writer.add_text("diagnose/json", "```\n" + json.dumps(report, indent=1) + "\n```", 0)

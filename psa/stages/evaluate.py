@@ -12,7 +12,9 @@ import multiprocessing
 import os
 import time
 from concurrent.futures import ProcessPoolExecutor
+from dataclasses import dataclass
 from pathlib import Path
+from typing import Callable, Optional
 
 import numpy as np
 import torch
@@ -23,64 +25,101 @@ from ..errors import PsaError
 from ..engine.accel import make_accelerator, shard, sum_over_processes
 from ..engine.report import Reporter
 from ..io import atomic_write_json, remove_stale_temp_files, save_image
+from ..layout import RunLayout, StageFolder
 from ..metrics import confusion_matrix, segmentation_scores
 from ..ops.cam import cam_prediction
 from ..ops.crf import dense_crf
-from ..provenance import Provenance, StageSpec, check_upstream, remove_output, write_record
+from ..provenance import StageSpec, check_upstream, remove_output, write_record
 from ..viz import colorize_label, iou_bar_chart, side_by_side
 from .common import items_for
-from .export_cams import CAMS_DIR, load_cam_file
-from .random_walk import PSEUDO_DIR, SCORES_DIR, to_probabilities, upsample_scores
-
-SOURCE_OF_TASK = {"cam": "cam", "affinity": "rw", "seg": "seg", "cps": "cps"}
-STAGE_OF_SOURCE = {source: stage for stage, source in SOURCE_OF_TASK.items()}
-SOURCES = tuple(STAGE_OF_SOURCE)  # what tools/eval.py --source accepts
-NETWORK_SOURCES = ("seg", "cps")  # label maps written by tools/predict.py
-SEG_PRED_DIR = "pred"  # under <run>/seg/, written by tools/predict.py
+from .export_cams import load_cam_file
+from .random_walk import to_probabilities, upsample_scores
+from .registry import REGISTRY, Step, SummaryRow
 
 
-def network_pred_dir(recipe: Recipe, source: str) -> Path:
-    """Where tools/predict.py writes a network's label maps: <run>/seg/pred, or for the CPS
-    pair <run>/cps/pred_mean | pred_first (cps.predict_with), so the two never mix."""
-    if source == "cps":
-        return recipe.stage_dir("cps") / f"{SEG_PRED_DIR}_{recipe.cps.predict_with}"
-    return recipe.stage_dir("seg") / SEG_PRED_DIR
+@dataclass(frozen=True)
+class Predictions:
+    """What an evaluation scores: the per-image predictions one step writes."""
+
+    name: str  # what `tools/eval.py --source` calls it
+    stage: str  # the stage folder whose eval/ receives the scores
+    step: str  # the step that writes them: the evaluation's upstream
+    labels: Callable[[Recipe], Path]  # the folder of <id>.png label maps (kind "cam": of CAM files)
+    # png: label maps; cam: CAM files (argmax over the classes and the background threshold,
+    # which the evaluation also sweeps)
+    kind: str = "png"
+    # class scores for --crf: a folder of CAM files ("cam") or of stride-8 walk scores ("walk")
+    scores: Optional[Callable[[Recipe], Path]] = None
+    scores_format: str = "cam"
+    split: str = "eval"  # the split scored by default: eval (data.eval_split) or val (data.val_split)
+    reads: tuple[str, ...] = ()  # recipe keys that change how the predictions are read or named
+    folder_name: Optional[Callable[[Recipe], str]] = None  # its eval/ folder's name (default: name)
+
+    def split_key(self) -> str:
+        return "data.val_split" if self.split == "val" else "data.eval_split"
+
+    def default_split(self, recipe: Recipe) -> str:
+        return recipe.data.val_split if self.split == "val" else recipe.data.eval_split
 
 
-def eval_name(recipe: Recipe, source: str, crf: bool, pred_dir: str | None) -> str:
-    base = f"pred_{Path(pred_dir).name}" if pred_dir else (
-        f"cps_{recipe.cps.predict_with}" if source == "cps" else source)
+def source_for_task(task: str) -> Predictions:
+    """What `tools/eval.py` scores when no --source is given: the predictions of the recipe's task."""
+    for step in REGISTRY:
+        if step.source is not None and step.task == task:
+            return step.source
+    raise PsaError(f"task {task!r} has no predictions to score; choose --source "
+                   f"({', '.join(REGISTRY.sources())}) or --pred DIR")
+
+
+def eval_name(recipe: Recipe, source: Optional[Predictions], crf: bool, pred_dir: str | None) -> str:
+    if pred_dir:
+        base = f"pred_{Path(pred_dir).name}"
+    else:
+        base = source.folder_name(recipe) if source.folder_name else source.name
     return base + ("_crf" if crf else "")
 
 
-def _default_split(recipe: Recipe, source: str, pred_dir: str | None) -> str:
-    return recipe.data.val_split if source in NETWORK_SOURCES and pred_dir is None else recipe.data.eval_split
+def _eval_stage(recipe: Recipe, source: Optional[Predictions], pred_dir: str | None) -> StageFolder:
+    """The stage folder whose eval/ and TensorBoard receive the scores: the source's, or for a
+    folder of label maps the recipe's task's."""
+    return RunLayout.of(recipe).stage(source.stage if source is not None and pred_dir is None else recipe.task)
 
 
-def eval_spec(source: str, crf: bool = False, pred_dir: str | None = None, split: str | None = None) -> StageSpec:
+def _eval_folder(recipe: Recipe, source: Optional[Predictions], crf: bool, pred_dir: str | None) -> Path:
+    return _eval_stage(recipe, source, pred_dir).eval(eval_name(recipe, source, crf, pred_dir))
+
+
+def eval_spec(source: Optional[Predictions], crf: bool = False, pred_dir: str | None = None,
+              split: str | None = None) -> StageSpec:
     """What an evaluation's metrics depend on (psa/provenance.py); a key it reads belongs here.
-    Recorded in eval/<name>/provenance.json."""
+    Recorded in eval/<name>/provenance.json. `source` None: a folder of label maps (`pred_dir`)."""
     reads = ["eval.num_pictures", "run.mixed_precision"]
-    if source == "cam" and pred_dir is None:
-        reads += ["cam.bg_threshold"] + ([] if crf else ["eval.bg_sweep"])
-    if source == "cps" and pred_dir is None:
-        reads.append("cps.predict_with")  # names the prediction folder; the network is checked by its metadata
+    if pred_dir is None:
+        reads += list(source.reads)
+        if source.kind == "cam" and not crf:
+            reads.append("eval.bg_sweep")
     if crf:
         reads.append("crf")
     if split is None:
-        reads.append("data.val_split" if source in NETWORK_SOURCES and pred_dir is None else "data.eval_split")
-    upstream = () if pred_dir else {"cam": ("export_cams",), "rw": ("random_walk",), "seg": ("predict_seg",),
-                                    "cps": ()}[source]
-
-    def folder(recipe: Recipe) -> Path:
-        return recipe.stage_dir(STAGE_OF_SOURCE.get(source, recipe.task)) / "eval" / eval_name(
-            recipe, source, crf, pred_dir)
+        reads.append(source.split_key() if pred_dir is None else "data.eval_split")
+    upstream = () if pred_dir else (source.step,)
 
     def splits(recipe: Recipe) -> list[str]:
-        return [split or _default_split(recipe, source, pred_dir)]
+        return [split or (source.default_split(recipe) if pred_dir is None else recipe.data.eval_split)]
 
-    return StageSpec(reads=tuple(reads), ignores=("run.seed",), record=lambda r: folder(r) / "provenance.json",
-                     outputs=lambda r: [folder(r)], splits=splits, upstream=lambda r: upstream)
+    return StageSpec(reads=tuple(reads), ignores=("run.seed",),
+                     record=lambda r: _eval_folder(r, source, crf, pred_dir) / "provenance.json",
+                     outputs=lambda r: [_eval_folder(r, source, crf, pred_dir)], splits=splits,
+                     upstream=lambda r: upstream)
+
+
+def evaluation_step(name: str, source: Predictions, task: str, crf: bool = False,
+                    rows: tuple[SummaryRow, ...] = (), default: bool = True) -> Step:
+    """A registered evaluation of `source` (with the dense CRF if `crf`) on its default split."""
+    spec = eval_spec(source, crf)
+    return Step(name, spec, lambda recipe, reporter: evaluate(recipe, source.name, crf=crf, reporter=reporter),
+                task=task, rows=rows, metrics=lambda recipe: spec.outputs(recipe)[0] / "metrics.json",
+                default=default, source=source)
 
 
 def sweep_thresholds(recipe: Recipe) -> list[float]:
@@ -91,30 +130,35 @@ def sweep_thresholds(recipe: Recipe) -> list[float]:
 
 def evaluate(recipe: Recipe, source: str | None = None, crf: bool = False, pred_dir: str | None = None,
              split: str | None = None, reporter: Reporter | None = None) -> dict:
+    """Score the predictions `source` names (default: the recipe's task's), or a folder of
+    label maps (`pred_dir`), on `split` (default: the source's)."""
     reporter = reporter or Reporter()
-    source = source or SOURCE_OF_TASK[recipe.task]
-    if pred_dir is None and source not in SOURCES:
-        raise PsaError(f"unknown prediction source {source!r}; choose one of {', '.join(SOURCES)} or --pred DIR")
-    if crf and (pred_dir is not None or source in NETWORK_SOURCES):
-        raise PsaError("--crf needs class scores: it works with the cam and rw sources "
+    sources = REGISTRY.sources()
+    predictions = None
+    if pred_dir is None:
+        predictions = sources.get(source) if source else source_for_task(recipe.task)
+        if predictions is None:
+            raise PsaError(f"unknown prediction source {source!r}; choose one of {', '.join(sources)} or --pred DIR")
+    if crf and (predictions is None or predictions.scores is None):
+        with_scores = [name for name, s in sources.items() if s.scores is not None]
+        raise PsaError(f"--crf needs class scores: it works with the {' and '.join(with_scores)} sources "
                        "(for the segmentation networks use tools/predict.py --crf)")
-    spec = eval_spec(source, crf, pred_dir, split)
-    name = eval_name(recipe, source, crf, pred_dir)
+    spec = eval_spec(predictions, crf, pred_dir, split)
+    name = eval_name(recipe, predictions, crf, pred_dir)
     step = f"eval_{name}"
-    prov = Provenance(recipe)
-    check_upstream(recipe, step, prov, spec)  # predictions made for another recipe: refused, naming the key
+    prov = REGISTRY.provenance(recipe)
+    check_upstream(prov, step, spec)  # predictions made for another recipe: refused, naming the key
     expected = prov.expected(step, spec=spec, extra={"pred_dir": str(Path(pred_dir).resolve())} if pred_dir else None)
-    split = split or _default_split(recipe, source, pred_dir)
-    stage = recipe.stage_dir(STAGE_OF_SOURCE.get(source, recipe.task))
-    out_dir = stage / "eval" / name
+    split = split or (predictions.default_split(recipe) if predictions else recipe.data.eval_split)
+    out_dir = spec.outputs(recipe)[0]
 
     accelerator = make_accelerator(recipe)
     items = items_for(recipe, [split])
     classes = items[0].source.classes
     if not items[0].source.has_masks:
         raise PsaError(f"split {split!r} has no ground-truth masks to evaluate against")
-    predictor = _Predictor(recipe, source, pred_dir, crf)
-    thresholds = sweep_thresholds(recipe) if source == "cam" and not crf and pred_dir is None else []
+    predictor = _Predictor(recipe, predictions, pred_dir, crf)
+    thresholds = sweep_thresholds(recipe) if predictor.kind == "cam" and not crf else []
 
     num = len(classes)
     # one extra column counts predictions outside the class range (misses for the gt class)
@@ -150,7 +194,7 @@ def evaluate(recipe: Recipe, source: str | None = None, crf: bool = False, pred_
         if out_dir.is_symlink():  # shared by a sweep with a run whose result this is not: ours now
             out_dir.unlink()
         remove_output(out_dir / "pictures")  # pictures of an earlier evaluation are not this one's
-        _write_outputs(out_dir, stage, metrics, pictures, classes)
+        _write_outputs(out_dir, _eval_stage(recipe, predictions, pred_dir), metrics, pictures, classes)
         write_record(spec.record(recipe), expected, complete=True)
     accelerator.wait_for_everyone()
     return metrics
@@ -159,21 +203,17 @@ def evaluate(recipe: Recipe, source: str | None = None, crf: bool = False, pred_
 class _Predictor:
     """Yields (item, gt, prediction, extra) per image; CRF work goes to a process pool."""
 
-    def __init__(self, recipe: Recipe, source: str, pred_dir: str | None, crf: bool):
-        self.recipe, self.source, self.crf = recipe, source, crf
+    def __init__(self, recipe: Recipe, source: Optional[Predictions], pred_dir: str | None, crf: bool):
+        self.recipe, self.crf = recipe, crf
         if pred_dir is not None:
             self.folder = Path(pred_dir)
             if not self.folder.is_dir():
                 raise PsaError(f"prediction folder not found: {pred_dir}")
+            self.kind = "png"
+        elif crf:  # only the source's own keys are read (provenance)
+            self.folder, self.kind = source.scores(recipe), source.scores_format
         else:
-            self.folder = {
-                "cam": lambda: recipe.stage_dir("cam") / CAMS_DIR,
-                "rw": lambda: recipe.stage_dir("affinity") / (SCORES_DIR if crf else PSEUDO_DIR),
-                "seg": lambda: network_pred_dir(recipe, "seg"),
-                "cps": lambda: network_pred_dir(recipe, "cps"),
-            }[source]()  # only the source's own keys are read (provenance)
-        self.kind = ("png" if pred_dir is not None or source in NETWORK_SOURCES or (source == "rw" and not crf)
-                     else source)
+            self.folder, self.kind = source.labels(recipe), source.kind
 
     def _path(self, image_id: str) -> Path:
         path = self.folder / f"{image_id}.{'png' if self.kind == 'png' else 'npz'}"
@@ -241,7 +281,7 @@ def _crf_label(image: np.ndarray, probs: np.ndarray, lookup: np.ndarray, crf_cfg
     return lookup[dense_crf(image, probs, crf_cfg).argmax(axis=0)]
 
 
-def _write_outputs(out_dir: Path, stage: Path, metrics: dict, pictures: list, classes) -> None:
+def _write_outputs(out_dir: Path, stage: StageFolder, metrics: dict, pictures: list, classes) -> None:
     for folder in (out_dir, out_dir / "pictures"):  # leftovers of a killed earlier run
         remove_stale_temp_files(folder)
     atomic_write_json(out_dir / "metrics.json", metrics)
@@ -256,7 +296,7 @@ def _write_outputs(out_dir: Path, stage: Path, metrics: dict, pictures: list, cl
         panels.append(panel)
     from torch.utils.tensorboard import SummaryWriter
 
-    with SummaryWriter(log_dir=str(stage / "tb")) as writer:
+    with SummaryWriter(log_dir=str(stage.tensorboard)) as writer:
         tag = metrics["source"]
         if metrics["miou"] is not None:
             writer.add_scalar(f"eval/{tag}/miou", metrics["miou"], 0)

@@ -1,12 +1,12 @@
-"""Segment images with the trained segmentation network (or the CPS pair when the recipe's task
-is cps): multi-scale + flip, optional CRF."""
+"""Segment images with a trained segmentation network (the seg stage's, or the CPS pair's):
+multi-scale + flip, optional CRF."""
 
 from __future__ import annotations
 
 import dataclasses
-import time
+from dataclasses import dataclass
 from pathlib import Path
-from typing import Sequence
+from typing import Callable, Optional, Sequence
 
 import numpy as np
 import torch
@@ -16,47 +16,43 @@ from PIL import Image
 from ..config import Recipe
 from ..data.base import read_rgb
 from ..data.transforms import normalize
-from ..engine.checkpoints import WEIGHTS_FILE
-from ..engine.accel import make_accelerator, shard
 from ..engine.report import Reporter
 from ..errors import PsaError
-from ..io import atomic_write_json, save_label_png
+from ..io import save_label_png
+from ..layout import prediction_done, prediction_record
 from ..ops.crf import dense_crf
-from ..models import CpsPredictor
-from ..provenance import (
-    Provenance, StageSpec, begin_stage, check_upstream, describe, difference, finish_stage, matches, read_record,
-)
-from ..tasks.cps import build_cps_pair
-from ..tasks.seg import build_seg_model
-from .common import items_for, load_trained, output_dirs
-from .evaluate import SEG_PRED_DIR, network_pred_dir
+from ..provenance import StageSpec
+from .common import items_for
+from .per_image import PerImageJob, run_per_image
+from .registry import REGISTRY, Step
 
 
-def _record_of(folder: Path) -> Path:
-    return folder.parent / f"{folder.name}.provenance.json"
+@dataclass(frozen=True)
+class Network:
+    """A trained network `tools/predict.py` segments with."""
+
+    section: str  # the recipe section of its inference keys (scales, flip, split)
+    step: str  # the prediction step writing its default folder (and its record)
+    folder: Callable[[Recipe], Path]  # the default output folder
+    # (recipe, classes of the split or None for an image folder) -> the model in eval mode
+    load: Callable[[Recipe, Optional[Sequence[str]]], torch.nn.Module]
+    reads: tuple[str, ...]  # recipe keys its predictions depend on (beyond crf)
+    upstream: str  # the training step whose weights it loads
+
+    def spec(self) -> StageSpec:
+        """What the predictions in its default folder depend on (psa/provenance.py)."""
+        return StageSpec(
+            reads=self.reads, ignores=("run.seed",),
+            record=lambda r: prediction_record(self.folder(r)),
+            outputs=lambda r: [self.folder(r), prediction_done(self.folder(r))],
+            splits=lambda r: [getattr(r, self.section).split or r.data.val_split],
+            upstream=lambda r: (self.upstream,),
+        )
 
 
-# What the predictions in <run>/seg/pred depend on (psa/provenance.py); a key this stage reads
-# belongs here. `--crf`, `--out` and `--images` add to it (see `predict`).
-SPEC = StageSpec(
-    reads=("seg.scales", "seg.flip", "seg.split", "seg.head", "model.backbone", "model.freeze_bn",
-           "model.freeze_stem", "run.mixed_precision", "data.val_split"),
-    ignores=("run.seed",),
-    record=lambda r: _record_of(r.stage_dir("seg") / SEG_PRED_DIR),
-    outputs=lambda r: [r.stage_dir("seg") / SEG_PRED_DIR, r.stage_dir("seg") / f"{SEG_PRED_DIR}_done.json"],
-    splits=lambda r: [r.seg.split or r.data.val_split],
-    upstream=lambda r: ("train_seg",),
-)
-# The CPS pair's predictions: its training writes no provenance record, so the weights file's
-# identity (size, mtime) enters the record instead (see `predict`): retrained weights recompute.
-CPS_SPEC = StageSpec(
-    reads=("cps.scales", "cps.flip", "cps.split", "cps.head", "cps.predict_with", "model.backbone",
-           "model.freeze_bn", "model.freeze_stem", "run.mixed_precision", "data.val_split"),
-    ignores=("run.seed",),
-    record=lambda r: _record_of(network_pred_dir(r, "cps")),
-    outputs=lambda r: [network_pred_dir(r, "cps")],
-    splits=lambda r: [r.cps.split or r.data.val_split],
-)
+def prediction_step(name: str, task: str, network: Network, default: bool = True) -> Step:
+    return Step(name, network.spec(), lambda recipe, reporter: predict(recipe, network, reporter=reporter),
+                task=task, default=default, predictor=network)
 
 
 @torch.no_grad()
@@ -100,90 +96,55 @@ class _ImageList:
         if len(set(stems)) != len(stems):
             raise PsaError(f"--images: two images share a file name stem in {where}")
 
-    def items(self):
-        return [(p.stem, lambda p=p: read_rgb(p)) for p in self.paths]
 
-
-def _load_network(recipe: Recipe, source: str, classes=None) -> torch.nn.Module:
-    """The trained seg network, or the CPS pair predicting with the mean of both networks'
-    softmax (cps.predict_with: mean) or with the first network alone (first). `classes`: the
-    split's, checked against the checkpoint's (None for an image folder)."""
-    if source == "seg":
-        return load_trained(recipe, "seg", lambda meta: build_seg_model(recipe, len(meta["classes"]),
-                                                                         load_weights=False), classes=classes)
-    pair = load_trained(recipe, "cps", lambda meta: build_cps_pair(recipe, len(meta["classes"]), load_weights=False),
-                        classes=classes)
-    return CpsPredictor(pair, recipe.cps.predict_with).eval()
-
-
-def predict(recipe: Recipe, images: str | None = None, crf: bool = False, out_dir: str | None = None,
-            reporter: Reporter | None = None) -> dict:
-    reporter = reporter or Reporter()
-    prov = Provenance(recipe)
-    source = "cps" if recipe.task == "cps" else "seg"  # which network: the recipe's task says
-    if source == "seg":
-        check_upstream(recipe, "predict_seg", prov)  # a segmentation network the recipe no longer describes: refused
-    accelerator = make_accelerator(recipe)
-    cfg = getattr(recipe, source)
-    default = network_pred_dir(recipe, source)
+def predict(recipe: Recipe, network: Optional[Network] = None, images: str | None = None, crf: bool = False,
+            out_dir: str | None = None, reporter: Reporter | None = None) -> dict:
+    """Segment a split (default `<section>.split`, else data.val_split) or the images of a
+    folder or list file (`images`) into `out_dir` (default: the network's folder, + "_crf").
+    `network`: default, the recipe's task's (psa/stages/registry.py `predictor`)."""
+    network = network or REGISTRY.predictor(recipe.task)
+    cfg = getattr(recipe, network.section)
+    default = network.folder(recipe)
     folder = Path(out_dir) if out_dir else default.with_name(default.name + ("_crf" if crf else ""))
     if images:
         image_list = _ImageList(images)
-        work = image_list.items()
+        work = [_Image(path.stem, lambda path=path: read_rgb(path)) for path in image_list.paths]
+        classes = None
     else:
-        dataset_items = items_for(recipe, [cfg.split or recipe.data.val_split])
-        work = [(it.image_id, lambda it=it: it.source.load_image(it.index)) for it in dataset_items]
+        work = items_for(recipe, [cfg.split or recipe.data.val_split])
+        classes = work[0].source.classes
     # this call's variant of the stage: its own record next to its folder, CRF keys if refined,
     # the image list instead of a data split
-    base_spec, step = (CPS_SPEC, "predict_cps") if source == "cps" else (SPEC, "predict_seg")
+    base = network.spec()
     spec = dataclasses.replace(
-        base_spec, reads=base_spec.reads + (("crf",) if crf else ()), record=lambda r: _record_of(folder),
-        outputs=lambda r: [folder, folder.parent / f"{folder.name}_done.json"],
-        splits=(lambda r: []) if images else base_spec.splits)
-    extra = {"images": [str(p.resolve()) for p in image_list.paths]} if images else {}
-    if source == "cps":
-        weights = recipe.stage_dir("cps") / WEIGHTS_FILE
-        if weights.is_file():
-            extra["weights"] = f"{weights.stat().st_size} bytes, mtime_ns {weights.stat().st_mtime_ns}"
-    extra = extra or None
-    expected = prov.expected(step, spec=spec, extra=extra)
-    current = matches(spec.record(recipe), expected, complete=False)
-    recorded = read_record(spec.record(recipe))
-    if out_dir is not None and not current and recorded is not None:  # every process, before any write
-        raise PsaError(f"--out {folder} holds predictions made with other inputs "
-                       f"({describe(difference(recorded, expected))}); choose another folder or empty it")
-    mine = shard(work, accelerator)
-    model = None  # loaded (and checked) only when there is something to compute
-    if not current or not all((folder / f"{image_id}.png").is_file() for image_id, _ in mine):
-        model = _load_network(recipe, source, classes=None if images else dataset_items[0].source.classes)
-        model.to(accelerator.device)
-    if accelerator.is_main_process:
-        output_dirs(recipe, folder)
+        base, reads=base.reads + (("crf",) if crf else ()), record=lambda r: prediction_record(folder),
+        outputs=lambda r: [folder, prediction_done(folder)], splits=(lambda r: []) if images else base.splits)
+    extra = {"images": [str(p.resolve()) for p in image_list.paths]} if images else None
+
+    def compute(model, item, paths, accelerator) -> None:
+        image = item.load()
+        with accelerator.autocast():
+            probs = multiscale_probabilities(model, image, cfg.scales, cfg.flip, accelerator.device).cpu().numpy()
+        if crf:
+            probs = dense_crf(image, probs, recipe.crf)
+        save_label_png(paths["mask"], probs.argmax(0).astype(np.uint8))
+
+    job = PerImageJob(
+        network.step, "predict", spec, work, lambda item: {"mask": folder / f"{item.image_id}.png"}, [folder],
+        load_model=lambda accelerator: network.load(recipe, classes).to(accelerator.device), compute=compute,
+        done_file=prediction_done(folder), extra=extra,
         # stale predictions in psa's own folders are removed and recomputed; a folder named
         # with --out is not ours to empty, so there they are refused
-        begin_stage(recipe, step, prov, spec=spec, extra=extra, remove_stale=out_dir is None)
-    accelerator.wait_for_everyone()
+        remove_stale=out_dir is None, summary={"folder": str(folder)})
+    return run_per_image(recipe, job, REGISTRY.provenance(recipe), reporter)
 
-    started, done = time.perf_counter(), 0
-    reporter.start("predict", total=len(mine))
-    for position, (image_id, load) in enumerate(mine, 1):
-        path = folder / f"{image_id}.png"
-        if not path.is_file():
-            image = load()
-            with accelerator.autocast():
-                probs = multiscale_probabilities(model, image, cfg.scales, cfg.flip,
-                                                 accelerator.device).cpu().numpy()
-            if crf:
-                probs = dense_crf(image, probs, recipe.crf)
-            save_label_png(path, probs.argmax(0).astype(np.uint8))
-            done += 1
-        reporter.update(position)
-    reporter.finish()
-    accelerator.wait_for_everyone()
-    summary = {"images": len(work), "written_here": done, "folder": str(folder),
-               "seconds": round(time.perf_counter() - started, 2)}
-    if accelerator.is_main_process:
-        atomic_write_json(folder.parent / f"{folder.name}_done.json", summary)
-        finish_stage(recipe, step, expected, spec=spec)
-    return summary
 
+@dataclass(frozen=True)
+class _Image:
+    """An image given on the command line, shaped like a split's item."""
+
+    image_id: str
+    read: Callable[[], np.ndarray]
+
+    def load(self) -> np.ndarray:
+        return self.read()

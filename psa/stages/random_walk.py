@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-import time
+from pathlib import Path
 
 import numpy as np
 import torch
@@ -11,31 +11,48 @@ import torch.nn.functional as F
 from ..config import Recipe
 from ..constants import FEATURE_STRIDE
 from ..data.transforms import normalize, pad_to_multiple
-from ..engine.accel import make_accelerator, shard
 from ..engine.report import Reporter
 from ..errors import PsaError
-from ..io import atomic_write_json, save_label_png, save_npz
+from ..io import save_label_png, save_npz
+from ..layout import RunLayout
 from ..ops.cam import background_score
 from ..ops.crf import dense_crf
 from ..ops.random_walk import random_walk
-from ..provenance import Provenance, StageSpec, begin_stage, check_upstream, finish_stage, matches
+from ..provenance import StageSpec
 from ..tasks.affinity import build_affinity_model
-from .common import default_splits, items_for, load_trained, output_dirs
-from .export_cams import CAMS_DIR, load_cam_file
+from .common import default_splits, items_for, load_trained
+from .export_cams import load_cam_file
+from .per_image import PerImageJob, run_per_image
+from .registry import REGISTRY
 
-PSEUDO_DIR, PSEUDO_CRF_DIR, SCORES_DIR = "pseudo", "pseudo_crf", "rw_scores"
-DONE_FILE = "random_walk_done.json"
+
+def _outputs(recipe: Recipe, crf: bool) -> dict[str, Path]:
+    """The folders of the walk's files: pseudo masks, scores, and (with `crf`) refined masks."""
+    layout = RunLayout.of(recipe)
+    folders = {"pseudo": layout.pseudo_masks(), "scores": layout.walk_scores}
+    if crf:
+        folders["pseudo_crf"] = layout.pseudo_masks(crf=True)
+    return folders
+
+
+NAME = "random_walk"  # the step (registered in psa/stages/affinity.py)
 
 # What the pseudo masks depend on (psa/provenance.py); a key this stage reads belongs here.
 SPEC = StageSpec(
     reads=("random_walk", "crf", "model.backbone", "model.freeze_bn", "model.freeze_stem", "affinity.init",
            "affinity.radius", "run.mixed_precision", "data.train_split", "data.eval_split"),
     ignores=("run.seed",),
-    record=lambda r: r.stage_dir("affinity") / "random_walk.provenance.json",
-    outputs=lambda r: [r.stage_dir("affinity") / name for name in (PSEUDO_DIR, PSEUDO_CRF_DIR, SCORES_DIR, DONE_FILE)],
+    record=lambda r: RunLayout.of(r).walk_record,
+    outputs=lambda r: [*_outputs(r, crf=True).values(), RunLayout.of(r).walk_done],
     splits=lambda r: default_splits(r, r.random_walk.split),
     upstream=lambda r: ("train_affinity", "export_cams"),
 )
+
+
+def load_affinity_net(recipe: Recipe, classes=None):
+    """The trained AffinityNet, refused in one line when made for other classes or another radius."""
+    return load_trained(recipe, "affinity", lambda meta: build_affinity_model(recipe, load_weights_=False),
+                        classes=classes, fits={"affinity.radius": ("radius", recipe.affinity.radius)})
 
 
 def walk_scores(model, image: np.ndarray, cams: np.ndarray, recipe: Recipe, device) -> torch.Tensor:
@@ -65,64 +82,36 @@ def upsample_scores(scores: torch.Tensor, height: int, width: int) -> np.ndarray
 
 
 def run_random_walk(recipe: Recipe, reporter: Reporter | None = None) -> dict:
-    reporter = reporter or Reporter()
-    prov = Provenance(recipe)
-    check_upstream(recipe, "random_walk", prov)  # stale CAMs or AffinityNet: refused, naming the key
-    accelerator = make_accelerator(recipe)
-    stage = recipe.stage_dir("affinity")
-    cam_dir = recipe.stage_dir("cam") / CAMS_DIR
-    folders = {name: stage / name for name in (PSEUDO_DIR, SCORES_DIR)}
-    if recipe.random_walk.crf:
-        folders[PSEUDO_CRF_DIR] = stage / PSEUDO_CRF_DIR
+    cam_dir = RunLayout.of(recipe).cams
+    folders = _outputs(recipe, crf=recipe.random_walk.crf)
     items = items_for(recipe, default_splits(recipe, recipe.random_walk.split))
-    current = matches(SPEC.record(recipe), prov.expected("random_walk"), complete=False)
-    mine = shard(items, accelerator)
 
     def outputs_of(item) -> dict:
-        return {name: folder / f"{item.image_id}.{'npz' if name == SCORES_DIR else 'png'}"
+        return {name: folder / f"{item.image_id}.{'npz' if name == 'scores' else 'png'}"
                 for name, folder in folders.items()}
 
-    model = None  # loaded (and checked) only when there is something to compute
-    if not current or not all(p.is_file() for item in mine for p in outputs_of(item).values()):
-        model = load_trained(recipe, "affinity", lambda meta: build_affinity_model(recipe, load_weights_=False),
-                             classes=items[0].source.classes)
-        model.to(accelerator.device)
-    if accelerator.is_main_process:
-        output_dirs(recipe, *folders.values())
-        expected, reason = begin_stage(recipe, "random_walk", prov)  # stale outputs removed: recomputed
-        if reason:
-            reporter.log(reason)
-    accelerator.wait_for_everyone()
+    def load_model(accelerator):
+        return load_affinity_net(recipe, items[0].source.classes).to(accelerator.device)
 
-    started, done = time.perf_counter(), 0
-    reporter.start("random walk", total=len(mine))
-    for position, item in enumerate(mine, 1):
-        paths = outputs_of(item)
-        if not all(p.is_file() for p in paths.values()):
-            cam_path = cam_dir / f"{item.image_id}.npz"
-            if not cam_path.is_file():
-                raise PsaError(f"CAM file missing: {cam_path}; run tools/export_cams.py first")
-            cams, class_ids = load_cam_file(cam_path)
-            image = item.source.load_image(item.index)
-            with torch.no_grad(), accelerator.autocast():
-                scores = walk_scores(model, image, cams, recipe, accelerator.device)
-            lookup = np.concatenate([[0], class_ids]).astype(np.uint8)
-            full = upsample_scores(scores, *image.shape[:2])
-            save_npz(paths[SCORES_DIR], scores=scores.cpu().numpy().astype(np.float16), classes=class_ids)
-            if PSEUDO_CRF_DIR in paths:
-                refined = dense_crf(image, to_probabilities(full), recipe.crf)
-                save_label_png(paths[PSEUDO_CRF_DIR], lookup[refined.argmax(0)])
-            save_label_png(paths[PSEUDO_DIR], lookup[full.argmax(0)])
-            done += 1
-        reporter.update(position)
-    reporter.finish()
-    accelerator.wait_for_everyone()
-    summary = {"images": len(items), "written_here": done, "seconds": round(time.perf_counter() - started, 2),
-               "processes": accelerator.num_processes}
-    if accelerator.is_main_process:
-        atomic_write_json(stage / DONE_FILE, summary)
-        finish_stage(recipe, "random_walk", expected)
-    return summary
+    def compute(model, item, paths, accelerator) -> None:
+        cam_path = cam_dir / f"{item.image_id}.npz"
+        if not cam_path.is_file():
+            raise PsaError(f"CAM file missing: {cam_path}; run tools/export_cams.py first")
+        cams, class_ids = load_cam_file(cam_path)
+        image = item.source.load_image(item.index)
+        with torch.no_grad(), accelerator.autocast():
+            scores = walk_scores(model, image, cams, recipe, accelerator.device)
+        lookup = np.concatenate([[0], class_ids]).astype(np.uint8)
+        full = upsample_scores(scores, *image.shape[:2])
+        save_npz(paths["scores"], scores=scores.cpu().numpy().astype(np.float16), classes=class_ids)
+        if "pseudo_crf" in paths:
+            refined = dense_crf(image, to_probabilities(full), recipe.crf)
+            save_label_png(paths["pseudo_crf"], lookup[refined.argmax(0)])
+        save_label_png(paths["pseudo"], lookup[full.argmax(0)])
+
+    job = PerImageJob(NAME, "random walk", SPEC, items, outputs_of, list(folders.values()), load_model,
+                      compute, done_file=RunLayout.of(recipe).walk_done)
+    return run_per_image(recipe, job, REGISTRY.provenance(recipe), reporter)
 
 
 def to_probabilities(scores: np.ndarray) -> np.ndarray:

@@ -14,32 +14,18 @@ from ..constants import FEATURE_STRIDE
 from ..data import build_source
 from ..data.base import check_files
 from ..data import transforms as T
-from ..engine.checkpoints import WEIGHTS_FILE, load_weights
+from ..engine.checkpoints import load_weights
 from ..engine.distributed import global_sum, world_size
 from ..engine.trainer import TaskSpec
 from ..errors import PsaError
+from ..layout import RunLayout
 from ..models import AffinityNet, build_backbone
-from ..provenance import StageSpec
 from ..ops import affinity_loss, pair_labels
 from ..viz import colorize_label, side_by_side
 from .common import apply_freeze_backbone, denormalize
 
-LABELS_DIR = "labels"  # confident labels written by the CAM export, under <run>/cam/
-
-# What the trained AffinityNet depends on (psa/provenance.py): the confident labels of the CAM
-# export, and the CAM classifier's weights when it starts from them.
-SPEC = StageSpec(
-    reads=("model", "affinity", "run.seed", "run.mixed_precision", "data.train_split"),
-    record=lambda r: r.stage_dir("affinity") / "train.provenance.json",
-    outputs=lambda r: [r.stage_dir("affinity") / WEIGHTS_FILE],
-    splits=lambda r: [r.data.train_split],
-    upstream=lambda r: ("export_cams", "train_cam") if r.affinity.init == "cam" else ("export_cams",),
-    training=True,
-)
-
-
 def confident_label_path(recipe: Recipe, image_id: str) -> Path:
-    return recipe.stage_dir("cam") / LABELS_DIR / f"{image_id}.png"
+    return RunLayout.of(recipe).confident_labels / f"{image_id}.png"
 
 
 class AffinityTrainDataset(Dataset):
@@ -113,7 +99,7 @@ def build_affinity_model(recipe: Recipe, load_weights_: bool = True) -> Affinity
     from_cam = recipe.affinity.init == "cam"
     model = AffinityNet(build_backbone(recipe.model, load_weights=load_weights_ and not from_cam))
     if load_weights_ and from_cam:
-        state, _ = load_weights(recipe.stage_dir("cam") / WEIGHTS_FILE, "cam", recipe.model.backbone)
+        state, _ = load_weights(RunLayout.of(recipe).stage("cam").weights, "cam", recipe.model.backbone)
         backbone_state = {k[len("backbone."):]: v for k, v in state.items() if k.startswith("backbone.")}
         model.backbone.load_state_dict(backbone_state)
     return model
@@ -124,7 +110,7 @@ def build_affinity_task(recipe: Recipe) -> TaskSpec:
     check_files(source)
     radius = recipe.affinity.radius
     return TaskSpec(
-        name="affinity", train=recipe.affinity.train,
+        name="affinity",
         model=apply_freeze_backbone(build_affinity_model(recipe), recipe.affinity.train.freeze_backbone),
         dataset=AffinityTrainDataset(source, recipe), loss_fn=affinity_loss_fn(radius),
         meta={"classes": list(source.classes), "radius": radius}, preview_fn=affinity_preview(radius),

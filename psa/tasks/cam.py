@@ -6,30 +6,13 @@ import torch
 import torch.nn.functional as F
 from torch.utils.data import Dataset
 
-from ..config import SEMI_METHODS, CamConfig, LabeledConfig, Recipe
-from ..data import build_source
+from ..config import CamConfig, Recipe
 from ..data.base import check_files
 from ..data import transforms as T
-from ..engine.checkpoints import WEIGHTS_FILE
 from ..engine.trainer import TaskSpec
 from ..models import CamNet, build_backbone
-from ..provenance import StageSpec
 from ..viz import overlay_cam
 from .common import apply_freeze_backbone, denormalize
-
-
-# What the trained classifier depends on (psa/provenance.py): a new key read while training
-# belongs here (or in `ignores` if it cannot change the weights).
-SPEC = StageSpec(
-    reads=("model", "cam.train", "cam.crop_size", "cam.resize_long", "cam.color_jitter", "run.seed",
-           "run.mixed_precision", "data.train_split", "cam.method", "cam.labeled", "cam.fixmatch", "cam.mixmatch"),
-    record=lambda r: r.stage_dir("cam") / "train.provenance.json",
-    outputs=lambda r: [r.stage_dir("cam") / WEIGHTS_FILE],
-    splits=lambda r: [r.data.train_split],
-    # only the chosen method's settings: a FixMatch change keeps a supervised or MixMatch run
-    unused=lambda r: tuple(f"cam.{method}" for method in SEMI_METHODS if method != r.cam.method),
-    training=True,
-)
 
 
 class CamTrainDataset(Dataset):
@@ -81,23 +64,14 @@ def cam_preview(model: CamNet, batch: dict) -> dict:
     return pictures
 
 
-def is_partially_labeled(labeled: LabeledConfig) -> bool:
-    return bool(labeled.list_file) or labeled.fraction < 1.0
-
-
 def build_cam_model(recipe: Recipe, num_classes: int, load_weights: bool = True) -> CamNet:
     return CamNet(build_backbone(recipe.model, load_weights=load_weights), num_classes - 1)
 
 
-def build_cam_task(recipe: Recipe) -> TaskSpec:
-    source = build_source(recipe.data, recipe.data.train_split)
-    if recipe.cam.method != "supervised" or is_partially_labeled(recipe.cam.labeled):
-        from .cam_semi import build_semi_cam_task
-
-        return build_semi_cam_task(recipe, source)
+def build_supervised_cam_task(recipe: Recipe, source) -> TaskSpec:
     check_files(source, labels=True)
     model = apply_freeze_backbone(build_cam_model(recipe, len(source.classes)), recipe.cam.train.freeze_backbone)
     return TaskSpec(
-        name="cam", train=recipe.cam.train, model=model, dataset=CamTrainDataset(source, recipe.cam),
+        name="cam", model=model, dataset=CamTrainDataset(source, recipe.cam),
         loss_fn=cam_loss, meta={"classes": list(source.classes)}, preview_fn=cam_preview,
     )

@@ -161,7 +161,7 @@ def build_semi_cam_task(recipe: Recipe, source) -> TaskSpec:
         loss_fn = method_loss(settings, priors)
     ids = list(source.ids)
     return TaskSpec(
-        name="cam", train=cam.train, dataset=labeled,
+        name="cam", dataset=labeled,
         model=apply_freeze_backbone(build_cam_model(recipe, len(source.classes)), cam.train.freeze_backbone),
         loss_fn=loss_fn, preview_fn=cam_preview, side=side,
         meta={"classes": list(source.classes), "method": cam.method, "labeled": len(split.labeled),

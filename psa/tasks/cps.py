@@ -35,6 +35,7 @@ from ..engine.side_stream import SideData
 from ..engine.trainer import TaskSpec
 from ..errors import PsaError
 from ..models import CpsPair
+from ..ops.semi_supervised import linear_rampup
 from ..viz import colorize_label, side_by_side
 from .common import denormalize
 from .seg import SegTrainDataset, augment, build_seg_model, masked_cross_entropy
@@ -97,11 +98,6 @@ def paste_from_partner(tensor: torch.Tensor, boxes: torch.Tensor) -> torch.Tenso
     return torch.where(inside, partner, tensor)
 
 
-def warmed_up_weight(weight: float, step: int, warmup_steps: int) -> float:
-    """λ ramped linearly from 0 over the first `warmup_steps` steps (0: full λ from the start)."""
-    return weight if warmup_steps <= 0 else weight * min(1.0, step / warmup_steps)
-
-
 def cps_loss(model, batch: dict, weight: float, cutmix_area: float | None = None,
              boxes: torch.Tensor | None = None, warmup_steps: int = 0) -> tuple[torch.Tensor, dict]:
     """The CPS objective on one step: `batch` holds the unlabelled images (image, valid) and
@@ -112,10 +108,8 @@ def cps_loss(model, batch: dict, weight: float, cutmix_area: float | None = None
     state the checkpoints keep."""
     labeled = batch["labeled"]
     count = labeled["image"].shape[0]
-    if warmup_steps:
-        pair = getattr(model, "module", model)  # the DDP-wrapped pair holds the counter
-        weight = warmed_up_weight(weight, int(pair.steps_seen), warmup_steps)
-        pair.steps_seen += 1
+    if warmup_steps:  # by the engine's optimizer steps: with grad_accum, one λ for all micro-batches of a step
+        weight = weight * linear_rampup(batch["step"], warmup_steps)
     if weight == 0:  # supervised only: the unlabelled images are not even looked at
         first, second = model(labeled["image"])
         sup = (cross_entropy(first, labeled["mask"]), cross_entropy(second, labeled["mask"]))
@@ -178,7 +172,7 @@ def build_cps_task(recipe: Recipe) -> TaskSpec:
     check_files(labeled, masks=cfg.labels == "gt")
     check_files(unlabeled)
     return TaskSpec(
-        name="cps", train=cfg.train, model=build_cps_pair(recipe, len(source.classes)),
+        name="cps", model=build_cps_pair(recipe, len(source.classes)),
         dataset=UnlabeledDataset(unlabeled, recipe),
         side={"labeled": SideData(SegTrainDataset(labeled, recipe, section="cps"), cfg.labeled_batch_size,
                                   "cps.labeled_batch_size")},

@@ -18,33 +18,17 @@ from ..data import transforms as T
 from ..engine.distributed import global_sum, world_size
 from ..engine.trainer import TaskSpec
 from ..errors import PsaError
-from ..engine.checkpoints import WEIGHTS_FILE
+from ..layout import RunLayout
 from ..models import SegNet, build_backbone
-from ..provenance import StageSpec
 from ..viz import colorize_label, side_by_side
 from .common import apply_freeze_backbone, denormalize
-
-PSEUDO_DIRS = {"pseudo": "pseudo", "pseudo_crf": "pseudo_crf"}  # under <run>/affinity/
-
-# What the trained segmentation network depends on (psa/provenance.py): the random walk's
-# pseudo masks, unless it learns from the ground truth.
-SPEC = StageSpec(
-    reads=("model", "seg.train", "seg.labels", "seg.crop_size", "seg.resize_range", "seg.color_jitter", "seg.head",
-           "run.seed", "run.mixed_precision", "data.train_split"),
-    record=lambda r: r.stage_dir("seg") / "train.provenance.json",
-    outputs=lambda r: [r.stage_dir("seg") / WEIGHTS_FILE],
-    splits=lambda r: [r.data.train_split],
-    upstream=lambda r: () if r.seg.labels == "gt" else ("random_walk",),
-    training=True,
-)
-
 
 def mask_folder(recipe: Recipe, labels: str | None = None) -> Path | None:
     """Where the training masks come from (None = the dataset's ground truth)."""
     labels = labels or recipe.seg.labels
     if labels == "gt":
         return None
-    return recipe.stage_dir("affinity") / PSEUDO_DIRS[labels]
+    return RunLayout.of(recipe).pseudo_masks(crf=labels == "pseudo_crf")
 
 
 def augment(image: np.ndarray, mask: np.ndarray, cfg: SegConfig) -> tuple[torch.Tensor, torch.Tensor]:
@@ -126,7 +110,7 @@ def build_seg_task(recipe: Recipe) -> TaskSpec:
     source = build_source(recipe.data, recipe.data.train_split)
     check_files(source, masks=recipe.seg.labels == "gt")
     return TaskSpec(
-        name="seg", train=recipe.seg.train,
+        name="seg",
         model=apply_freeze_backbone(build_seg_model(recipe, len(source.classes)), recipe.seg.train.freeze_backbone),
         dataset=SegTrainDataset(source, recipe), loss_fn=seg_loss,
         meta={"classes": list(source.classes), "head": recipe.seg.head}, preview_fn=seg_preview,

@@ -12,8 +12,8 @@ import torch  # noqa: E402
 from accelerate import PartialState  # noqa: E402
 
 from psa.config import load_recipe  # noqa: E402
-from psa.engine.trainer import train  # noqa: E402
-from psa.tasks import task_builder  # noqa: E402
+from psa.stages.registry import REGISTRY  # noqa: E402
+from psa.stages.training import train_task  # noqa: E402
 
 captured = {}
 
@@ -27,7 +27,7 @@ def capturing(builder):
 
 
 recipe = load_recipe(sys.argv[1], sys.argv[2:])
-result = train(recipe, capturing(task_builder(recipe.task)))
+result = train_task(recipe, recipe.task, build=capturing(REGISTRY.training_step(recipe.task).training.build))
 state = PartialState()
 torch.save({k: v.detach().cpu() for k, v in captured["model"].state_dict().items()},
            Path(recipe.run.dir) / f"rank{state.process_index}_of_{state.num_processes}.pt")

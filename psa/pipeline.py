@@ -1,0 +1,114 @@
+"""Every step in order, rerun like `make`: a step is done when its provenance record matches
+what the recipe asks for (psa/provenance.py), so a killed pipeline resumes where it stopped and
+a changed key reruns exactly the steps downstream of it. The steps are the stage registry's
+(psa/stages/registry.py); the recipe's `pipeline.steps` picks some of them."""
+
+from __future__ import annotations
+
+import json
+import time
+from dataclasses import dataclass, field
+from typing import Optional
+
+from .config import Recipe
+from .engine.report import Reporter, is_main_process
+from .errors import PsaError
+from .io import atomic_write_json
+from .layout import RunLayout
+from .provenance import RESUMABLE_KEYS, describe, difference, matches, read_record
+from .stages.registry import REGISTRY, Step
+
+
+@dataclass(frozen=True)
+class PlannedStep:
+    step: Step
+    done: bool  # its record matches the recipe: skipped
+    why: str  # for a step to run: what changed ("" when it never ran)
+
+
+@dataclass
+class PipelineResult:
+    ran: list[str] = field(default_factory=list)  # the steps that ran, in order
+    skipped: list[str] = field(default_factory=list)  # done already
+    summary: dict = field(default_factory=dict)  # the summary table's rows (summary_rows)
+
+
+def selected_steps(recipe: Recipe, until: Optional[str] = None) -> list[Step]:
+    """The steps `pipeline.steps` names (null: the registry's default steps), in order, up to
+    and including `until`."""
+    names = REGISTRY.names()
+    if until is not None and until not in names:
+        raise PsaError(f"--until {until!r} is not a step; steps: {', '.join(names)}")
+    steps = REGISTRY.selected(recipe)
+    if until is None:
+        return steps
+    last = names.index(until)
+    return [step for step in steps if names.index(step.name) <= last]
+
+
+def plan(recipe: Recipe, until: Optional[str] = None) -> list[PlannedStep]:
+    """Which steps are done and which must run, from the records alone (no image is read).
+    A step runs when its record is missing, incomplete or made from other inputs; since a
+    record holds its upstream records, everything downstream of a change runs, nothing else.
+    Trained weights are never replaced silently: a finished training whose inputs changed
+    stops the plan with one line naming the key (before anything runs)."""
+    prov = REGISTRY.provenance(recipe)
+    planned = []
+    for step in selected_steps(recipe, until):
+        expected = prov.expected(step.name)
+        path = step.spec.record(recipe)
+        if matches(path, expected):
+            planned.append(PlannedStep(step, True, ""))
+            continue
+        recorded = read_record(path)
+        change = difference(recorded, expected) if recorded is not None else None
+        if (step.spec.training and recorded is not None and recorded.get("complete")
+                and difference(recorded, expected, ignore=RESUMABLE_KEYS) is not None):
+            weights = step.spec.outputs(recipe)[0]
+            before = [p.step.name for p in planned if not p.done]
+            hint = f", or stop before it with --until {before[-1]}" if before else ""
+            raise PsaError(f"{weights} was trained with other inputs: {describe(change)}; use a new run.dir "
+                           f"(tools/sweep.py reuses every unchanged stage), delete {weights.parent} to retrain{hint}")
+        planned.append(PlannedStep(step, False, describe(change) if change else ""))
+    return planned
+
+
+def run(recipe: Recipe, reporter: Optional[Reporter] = None, until: Optional[str] = None) -> PipelineResult:
+    """Run the steps whose records do not match the recipe; write and return the summary."""
+    reporter = reporter or Reporter()
+    REGISTRY.check_recipe(recipe)
+    result = PipelineResult()
+    for planned in plan(recipe, until):
+        step = planned.step
+        if planned.done:
+            reporter.step(step.name, "skip", str(step.output(recipe)))
+            result.skipped.append(step.name)
+            continue
+        reporter.step(step.name, "start", planned.why)
+        started = time.perf_counter()
+        step.run(recipe, reporter)
+        result.ran.append(step.name)
+        reporter.step(step.name, "done", f"{time.perf_counter() - started:.1f}")
+    result.summary = summary_rows(recipe)
+    if is_main_process():
+        atomic_write_json(RunLayout.of(recipe).summary, result.summary)
+    return result
+
+
+def metrics_of(recipe: Recipe, step: Step) -> Optional[dict]:
+    """The metrics.json a step's summary rows read, or None before it ran."""
+    path = step.metrics(recipe) if step.metrics is not None else None
+    if path is None or not path.is_file():
+        return None
+    return json.loads(path.read_text())
+
+
+def summary_rows(recipe: Recipe) -> dict:
+    """{row label: {miou, split, images}} of every registered summary row whose step has run."""
+    rows = {}
+    for step, row in REGISTRY.summary_rows():
+        metrics = metrics_of(recipe, step)
+        if metrics is not None:
+            rows[row.label] = {"miou": metrics.get(row.key), "split": metrics.get("split"),
+                               "images": metrics.get("images")}
+    return rows

@@ -1,0 +1,86 @@
+"""The skeleton every per-image step shares (CAM export, random walk, prediction, a new
+method's own): refuse stale upstream outputs → shard the images over the processes → skip
+what is written and still matches the recipe → load the model only if something is left →
+write each image's files atomically → a done file and the provenance record.
+
+A step supplies what differs: its images, the files of one image, the model, and the
+computation of one image (`PerImageJob`)."""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Callable, Optional, Sequence
+
+from ..config import Recipe
+from ..engine.accel import make_accelerator, shard
+from ..engine.report import Reporter
+from ..errors import PsaError
+from ..io import atomic_write_json
+from ..provenance import (
+    Provenance, StageSpec, begin_stage, check_upstream, describe, difference, finish_stage, matches, read_record,
+)
+from .common import output_dirs
+
+
+@dataclass
+class PerImageJob:
+    step: str  # its name in the registry (and in its record)
+    title: str  # for the progress bar: "export CAMs"
+    spec: StageSpec
+    items: Sequence[Any]  # each has .image_id (psa.stages.common.Item, or any object with one)
+    outputs: Callable[[Any], dict[str, Path]]  # one image's files, by name
+    folders: list[Path]  # created (and cleared of stale temporary files) before writing
+    load_model: Callable[[Any], Any]  # (accelerator) -> model, called only when an image is left to compute
+    compute: Callable[[Any, Any, dict[str, Path], Any], None]  # (model, item, outputs, accelerator): writes them
+    done_file: Optional[Path] = None  # the summary, written last
+    extra: Optional[dict] = None  # inputs of this call beyond the recipe (an image list, --crf)
+    # False for a folder the user named: outputs made with other inputs are refused, not removed
+    remove_stale: bool = True
+    summary: dict = field(default_factory=dict)  # added to the returned summary
+
+
+def run_per_image(recipe: Recipe, job: PerImageJob, prov: Provenance, reporter: Optional[Reporter] = None) -> dict:
+    reporter = reporter or Reporter()
+    check_upstream(prov, job.step, job.spec)  # outputs of a stage the recipe no longer describes: refused
+    expected = prov.expected(job.step, spec=job.spec, extra=job.extra)
+    record_path = job.spec.record(recipe)
+    current = matches(record_path, expected, complete=False)
+    if not job.remove_stale and not current:  # every process, before anything is written
+        recorded = read_record(record_path)
+        if recorded is not None:
+            raise PsaError(f"{job.folders[0]} holds outputs made with other inputs "
+                           f"({describe(difference(recorded, expected))}); choose another folder or empty it")
+    accelerator = make_accelerator(recipe)
+    mine = shard(list(job.items), accelerator)
+    # a finished, unchanged step is skipped from file names alone: no model, no image read
+    model = None
+    if not current or not all(p.is_file() for item in mine for p in job.outputs(item).values()):
+        model = job.load_model(accelerator)
+    if accelerator.is_main_process:
+        output_dirs(recipe, *job.folders)
+        _, reason = begin_stage(prov, job.step, spec=job.spec, extra=job.extra, remove_stale=job.remove_stale)
+        if reason:
+            reporter.log(reason)
+    accelerator.wait_for_everyone()
+
+    started, written, skipped = time.perf_counter(), 0, 0
+    reporter.start(job.title, total=len(mine))
+    for position, item in enumerate(mine, 1):
+        paths = job.outputs(item)
+        if all(p.is_file() for p in paths.values()):
+            skipped += 1
+        else:
+            job.compute(model, item, paths, accelerator)
+            written += 1
+        reporter.update(position)
+    reporter.finish()
+    accelerator.wait_for_everyone()
+    summary = {"images": len(job.items), "written_here": written, "skipped_here": skipped, **job.summary,
+               "seconds": round(time.perf_counter() - started, 2), "processes": accelerator.num_processes}
+    if accelerator.is_main_process:
+        if job.done_file is not None:
+            atomic_write_json(job.done_file, summary)
+        finish_stage(prov, job.step, expected, spec=job.spec)
+    return summary

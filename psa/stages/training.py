@@ -1,0 +1,70 @@
+"""A training step: the engine's run of a task between the step's provenance check (before
+anything is written) and its records (at the start, and next to the final weights)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Callable, Optional
+
+from ..config import Recipe, dump_recipe
+from ..engine.report import Reporter
+from ..engine.trainer import TaskSpec, TrainJob, TrainResult, train
+from ..io import atomic_write_text
+from ..layout import RunLayout
+from ..provenance import StageSpec, check_training, write_record
+from .registry import REGISTRY, Step
+
+TaskBuilder = Callable[[Recipe], TaskSpec]
+
+
+@dataclass(frozen=True)
+class Training:
+    section: str  # the recipe section whose `train` settings it uses; also its run folder's name
+    build: TaskBuilder
+
+
+def training_spec(section: str, reads: tuple[str, ...], splits: Callable[[Recipe], list[str]],
+                  upstream: Callable[[Recipe], tuple[str, ...]] = lambda recipe: (),
+                  unused: Callable[[Recipe], tuple[str, ...]] = lambda recipe: ()) -> StageSpec:
+    """What trained weights depend on (`reads`: a new key read while training belongs there),
+    recorded beside them in <run.dir>/<section>/."""
+    return StageSpec(reads=reads, record=lambda r: RunLayout.of(r).stage(section).train_record,
+                     outputs=lambda r: [RunLayout.of(r).stage(section).weights], splits=splits,
+                     upstream=upstream, unused=unused, training=True)
+
+
+def training_step(name: str, task: str, build: TaskBuilder, spec: StageSpec, default: bool = True) -> Step:
+    """The step that trains `task` (its settings in the recipe section of the same name)."""
+    return Step(name, spec, lambda recipe, reporter: run_training(recipe, REGISTRY.get(name), reporter),
+                task=task, default=default, training=Training(task, build))
+
+
+def train_task(recipe: Recipe, task: str, reporter: Optional[Reporter] = None,
+               build: Optional[TaskBuilder] = None) -> TrainResult:
+    """Train the recipe's `task` (tools/train.py); `build` replaces the task's builder (tests)."""
+    return run_training(recipe, REGISTRY.training_step(task), reporter, build)
+
+
+def run_training(recipe: Recipe, step: Step, reporter: Optional[Reporter] = None,
+                 build: Optional[TaskBuilder] = None) -> TrainResult:
+    training: Training = step.training
+    settings = getattr(recipe, training.section).train
+    layout = RunLayout.of(recipe)
+    prov = REGISTRY.provenance(recipe)
+    record_path = step.spec.record(recipe)
+    expected: dict = {}
+
+    def check(checkpoint: Optional[Path]) -> None:
+        # weights or checkpoints of other inputs than the recipe asks for: refused, nothing written
+        expected.update(check_training(prov, step.name, checkpoint, f"{training.section}.train.resume",
+                                       fresh=settings.resume == "never"))
+
+    def on_start() -> None:
+        atomic_write_text(layout.recipe_file, dump_recipe(recipe))
+        write_record(record_path, expected, complete=False)
+
+    job = TrainJob(section=training.section, settings=settings, folder=layout.stage(training.section),
+                   build=lambda: (build or training.build)(recipe), check=check, on_start=on_start,
+                   on_finish=lambda: write_record(record_path, expected, complete=True))
+    return train(recipe, job, reporter)
