@@ -22,6 +22,7 @@ demo: $(VENV)/.installed
 	$(PY) tools/pipeline.py recipes/demo.yaml
 
 test: $(VENV)/.installed
+	$(VENV)/bin/lint-imports
 	$(PY) -m pytest
 
 bench: $(VENV)/.installed
