@@ -41,3 +41,31 @@ def dense_crf(image: np.ndarray, probs: np.ndarray, cfg: CrfConfig | None = None
                              compat=cfg.bilateral_compat)
     q = crf.inference(int(cfg.iterations))
     return np.asarray(q, dtype=np.float32).reshape(classes, height, width)
+
+
+def dense_crf_labels(image: np.ndarray, labels: np.ndarray, num_labels: int, cfg) -> np.ndarray:
+    """IRN's label CRF (`misc/imutils.crf_inference_label`): the unary says each pixel's label
+    with probability `cfg.gt_prob` (pydensecrf's `unary_from_labels`, no unsure pixels) →
+    the CRF's argmax (H, W) int64. `cfg` has iterations, gt_prob, gaussian_sxy/compat and
+    bilateral_sxy/srgb/compat (psa.config.LabelCrfConfig)."""
+    image = np.asarray(image)
+    labels = np.asarray(labels)
+    if image.ndim != 3 or image.shape[2] != 3 or labels.shape != image.shape[:2]:
+        raise PsaError(f"label CRF needs an H×W×3 image and an H×W label map, got {image.shape} and {labels.shape}")
+    if labels.size and (labels.min() < 0 or labels.max() >= num_labels):
+        raise PsaError(f"label CRF labels must lie in 0..{num_labels - 1}, got {labels.min()}..{labels.max()}")
+    try:
+        import pydensecrf.densecrf as dcrf
+        from pydensecrf.utils import unary_from_labels
+    except ImportError:
+        raise PsaError("dense CRF needs pydensecrf2: pip install pydensecrf2") from None
+
+    height, width = labels.shape
+    crf = dcrf.DenseCRF2D(width, height, num_labels)
+    unary = unary_from_labels(labels.astype(np.int64), num_labels, gt_prob=cfg.gt_prob, zero_unsure=False)
+    crf.setUnaryEnergy(np.ascontiguousarray(unary))
+    crf.addPairwiseGaussian(sxy=cfg.gaussian_sxy, compat=cfg.gaussian_compat)
+    crf.addPairwiseBilateral(sxy=cfg.bilateral_sxy, srgb=cfg.bilateral_srgb,
+                             rgbim=np.ascontiguousarray(image.astype(np.uint8)), compat=cfg.bilateral_compat)
+    q = crf.inference(int(cfg.iterations))
+    return np.asarray(q).reshape(num_labels, height, width).argmax(axis=0)
