@@ -17,6 +17,11 @@ GROUPS = (
 def parameter_groups(model: nn.Module, lr: float, weight_decay: float) -> list[dict]:
     """Split trainable parameters into the four groups. "new" = `model.new_modules()`;
     "bias" = every 1-d tensor (biases, and norm affines when BN is trainable), no decay."""
+    if hasattr(model, "lr_groups"):  # a model with its own groups (IRNet: boundary 1×, displacement 10×)
+        return [{"params": [p for m in modules for p in m.parameters() if p.requires_grad], "name": name,
+                 "lr_scale": scale, "lr": lr * scale, "weight_decay": weight_decay}
+                for name, modules, scale in model.lr_groups()
+                if any(p.requires_grad for m in modules for p in m.parameters())]
     new_ids = {id(p) for module in model.new_modules() for p in module.parameters()}
     buckets: dict[str, list] = {name: [] for name, _, _ in GROUPS}
     for param in model.parameters():

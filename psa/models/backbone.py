@@ -1,4 +1,5 @@
-"""A timm feature extractor at output stride 8: the last three stages, all at stride 8.
+"""A timm feature extractor: by default PSA's, at output stride 8 (the last three stages,
+all at stride 8); any stages and output stride on request (IRN: all five, stride 16).
 
 Weights come from (in this order) a local file or a package's file (`model.weights`), the timm
 hub (`model.pretrained: true`; `model.backbone: resnet50.tv_in1k` names which weights), or
@@ -22,7 +23,7 @@ OUT_INDICES = (2, 3, 4)  # the stages at strides 8, 8 (dilated), 8 (dilated)
 
 
 class Backbone(nn.Module):
-    """Returns a list of three feature maps, all at stride 8."""
+    """Returns the list of the chosen stages' feature maps (PSA's: three, all at stride 8)."""
 
     def __init__(self, body: nn.Module, name: str):
         super().__init__()
@@ -46,16 +47,17 @@ class Backbone(nn.Module):
         return self.body(x)
 
 
-def build_backbone(cfg: ModelConfig, load_weights: bool = True) -> Backbone:
+def build_backbone(cfg: ModelConfig, load_weights: bool = True, output_stride: int = FEATURE_STRIDE,
+                   out_indices: tuple[int, ...] = OUT_INDICES) -> Backbone:
     """`load_weights=False` skips ImageNet weights (a checkpoint will overwrite them anyway)."""
     import timm
 
     check_backbone_name(cfg.backbone)
-    kwargs = dict(features_only=True, output_stride=FEATURE_STRIDE, out_indices=OUT_INDICES)
+    kwargs = dict(features_only=True, output_stride=output_stride, out_indices=out_indices)
     try:
         body = timm.create_model(cfg.backbone, pretrained=False, **kwargs)
     except (TypeError, AssertionError, ValueError, RuntimeError) as err:
-        raise PsaError(f"recipe key 'model.backbone': {cfg.backbone} cannot run at output stride 8 "
+        raise PsaError(f"recipe key 'model.backbone': {cfg.backbone} cannot run at output stride {output_stride} "
                        f"with features_only ({err})") from None
     if load_weights and cfg.weights:
         _load_local_weights(body, cfg.backbone, resolve_weights(cfg.weights))
@@ -66,7 +68,7 @@ def build_backbone(cfg: ModelConfig, load_weights: bool = True) -> Backbone:
         # this also makes results independent of the per-GPU batch size.
         body = timm.layers.freeze_batch_norm_2d(body)
     if cfg.freeze_stem:
-        freeze_before_first_output(body)
+        freeze_before_first_output(body, out_indices[0])
     return Backbone(body, cfg.backbone)
 
 
@@ -85,9 +87,9 @@ def check_backbone_name(name: str) -> None:
                        f"(known: {', '.join(tags) or 'none'})")
 
 
-def freeze_before_first_output(body: nn.Module) -> None:
+def freeze_before_first_output(body: nn.Module, first: int = OUT_INDICES[0]) -> None:
     """Stop gradients for the stem and first stage (the reference freezes conv1a and b2)."""
-    first_output = body.feature_info.info[OUT_INDICES[0]]["module"]
+    first_output = body.feature_info.info[first]["module"]
     # FeatureListNet may flatten "blocks.2" to "blocks_2"
     prefixes = (first_output + ".", first_output.replace(".", "_") + ".")
     for name, param in body.named_parameters():
