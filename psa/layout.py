@@ -93,9 +93,24 @@ class RunLayout:
     def export_done(self) -> Path:
         return self.stage("cam") / "export_done.json"
 
+    # --- the pseudo masks of a walk: AffinityNet's (under affinity/) or IRN's (under irn/)
+    def pseudo_masks(self, crf: bool = False, walk: str = "affinity") -> Path:
+        return self.stage(walk) / ("pseudo_crf" if crf else "pseudo")
+
+    # --- IRN (under irn/)
+    @property
+    def relation_labels(self) -> Path:
+        return self.stage("irn") / "labels"
+
+    @property
+    def boundaries(self) -> Path:
+        return self.stage("irn") / "boundary"
+
+    @property
+    def irn_scores(self) -> Path:
+        return self.stage("irn") / "scores"
+
     # --- the random walk (under affinity/)
-    def pseudo_masks(self, crf: bool = False) -> Path:
-        return self.stage("affinity") / ("pseudo_crf" if crf else "pseudo")
 
     @property
     def walk_scores(self) -> Path:

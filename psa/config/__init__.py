@@ -16,14 +16,14 @@ import os
 from . import loader
 from .schema import (
     CAM_METHODS, SEMI_METHODS, TEACHERS, AffinityConfig, CamConfig, CpsConfig, CrfConfig, DataConfig,
-    EvalConfig, FixMatchConfig, LabeledConfig, MixMatchConfig, ModelConfig, PipelineConfig, RandomWalkConfig,
+    EvalConfig, FixMatchConfig, IrnConfig, LabelCrfConfig, LabeledConfig, MixMatchConfig, ModelConfig, PipelineConfig, RandomWalkConfig,
     Recipe, RunConfig, SegConfig, SyntheticConfig, TrainConfig,
 )
 
 __all__ = [
     "CAM_METHODS", "SEMI_METHODS", "TEACHERS",
     "AffinityConfig", "CamConfig", "CpsConfig", "CrfConfig", "DataConfig", "EvalConfig", "FixMatchConfig",
-    "LabeledConfig", "MixMatchConfig", "ModelConfig", "PipelineConfig", "RandomWalkConfig", "Recipe",
+    "IrnConfig", "LabelCrfConfig", "LabeledConfig", "MixMatchConfig", "ModelConfig", "PipelineConfig", "RandomWalkConfig", "Recipe",
     "RunConfig", "SegConfig", "SyntheticConfig", "TrainConfig",
     "dump_recipe", "load_recipe", "recipe_to_dict",
 ]

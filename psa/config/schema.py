@@ -25,6 +25,7 @@ AffinityInit = Literal["imagenet", "cam"]
 Pairs = Literal["all", "reference"]
 SegHead = Literal["aspp", "deeplabv3"]
 SegLabels = Literal["pseudo", "pseudo_crf", "gt"]
+Walk = Literal["affinity", "irn"]  # whose pseudo masks: AffinityNet's random walk (PSA) or IRN's boundary walk
 PredictWith = Literal["mean", "first"]
 
 # the tuples the tasks loop over, read off the types so each list is written once
@@ -323,6 +324,64 @@ class RandomWalkConfig:
 
 
 @dataclass
+class LabelCrfConfig:
+    """IRN's CRF over hard labels (`misc/imutils.crf_inference_label`), unlike PSA's over scores."""
+
+    iterations: int = 10
+    gt_prob: float = 0.7
+    gaussian_sxy: float = 3.0
+    gaussian_compat: float = 3.0
+    bilateral_sxy: float = 50.0
+    bilateral_srgb: float = 5.0
+    bilateral_compat: float = 10.0
+
+    def check(self, key: str) -> None:
+        require(self.iterations >= 1, f"{key}.iterations", "must be >= 1")
+        require(0 < self.gt_prob < 1, f"{key}.gt_prob", f"must be in (0, 1), got {self.gt_prob}")
+
+
+@dataclass
+class IrnConfig:
+    """IRN (Ahn, Cho & Kwak, CVPR 2019; shared/reference/irn.md): relation labels from the
+    CAMs, IRNet's class boundaries learned from them on a frozen backbone, and the CAMs
+    walked over the boundary's path-max affinities → semantic pseudo masks."""
+
+    # IRN: batch 32, 3 epochs, boundary lr 0.1 (displacement 10×), weight decay 1e-4
+    train: TrainConfig = field(default_factory=lambda: TrainConfig(epochs=3, batch_size=32, lr=0.1,
+                                                                   weight_decay=1e-4))
+    init: AffinityInit = "imagenet"  # cam: the frozen backbone is the CAM classifier's
+    output_stride: int = 16  # IRN's ResNet-50: layer4 at stride 16, no dilation
+    crop_size: int = 512
+    resize_range: list[float] = field(default_factory=lambda: [0.5, 1.5])
+    # relation labels (step/cam_to_ir_label.py): confident fg / bg background planes
+    fg_threshold: float = 0.30
+    bg_threshold: float = 0.05
+    crf: LabelCrfConfig = field(default_factory=LabelCrfConfig)
+    train_radius: int = 10  # pairs on the stride-4 grid while training
+    pairs: Pairs = "all"  # reference: IRN's PathIndex pairs only (none anchored in the border bands)
+    displacement: bool = True  # also learn the displacement field (IRN's instance branch)
+    # the semantic walk (step/make_sem_seg_labels.py)
+    radius: int = 5
+    beta: float = 10.0
+    logt: int = 8  # exp_times: t = 2 ** logt steps
+    sem_bg_threshold: float = 0.25  # background plane of the walked, max-normalised scores
+    split: str = ""  # "" = data.train_split and data.eval_split
+    dense_crf: bool = False  # also write pseudo masks refined by the dense CRF (crf section)
+
+    def check(self, key: str) -> None:
+        _check_crop(self.crop_size, f"{key}.crop_size")
+        _check_interval(self.resize_range, f"{key}.resize_range")
+        require(self.output_stride in (8, 16, 32), f"{key}.output_stride", f"must be 8, 16 or 32, got {self.output_stride}")
+        require(0 < self.bg_threshold <= self.fg_threshold < 1, f"{key}.fg_threshold",
+                f"and bg_threshold must satisfy 0 < bg <= fg < 1, got {self.fg_threshold}, {self.bg_threshold}")
+        require(self.train_radius >= 2, f"{key}.train_radius", f"must be >= 2, got {self.train_radius}")
+        require(self.radius >= 2, f"{key}.radius", f"must be >= 2, got {self.radius}")
+        require(self.logt >= 0, f"{key}.logt", f"must be >= 0, got {self.logt}")
+        require(self.beta > 0, f"{key}.beta", "must be > 0")
+        require(0 < self.sem_bg_threshold < 1, f"{key}.sem_bg_threshold", "must be in (0, 1)")
+
+
+@dataclass
 class CrfConfig:
     gaussian_sxy: float = 3.0
     gaussian_compat: float = 3.0
@@ -340,6 +399,7 @@ class SegConfig:
     train: TrainConfig = field(default_factory=lambda: TrainConfig(epochs=30, batch_size=16, lr=0.001))
     head: SegHead = "aspp"  # aspp (DeepLab-v2) | deeplabv3
     labels: SegLabels = "pseudo"  # gt: the upper bound
+    walk: Walk = "affinity"  # with labels pseudo / pseudo_crf: AffinityNet's walk (PSA) or IRN's
     crop_size: int = 448
     resize_range: list[float] = field(default_factory=lambda: [0.5, 1.5])
     color_jitter: list[float] = field(default_factory=lambda: [0.3, 0.3, 0.3, 0.1])
@@ -412,6 +472,7 @@ class Recipe:
     cam: CamConfig = field(default_factory=CamConfig)
     affinity: AffinityConfig = field(default_factory=AffinityConfig)
     random_walk: RandomWalkConfig = field(default_factory=RandomWalkConfig)
+    irn: IrnConfig = field(default_factory=IrnConfig)
     crf: CrfConfig = field(default_factory=CrfConfig)
     seg: SegConfig = field(default_factory=SegConfig)
     cps: CpsConfig = field(default_factory=CpsConfig)

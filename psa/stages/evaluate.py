@@ -21,6 +21,7 @@ import torch
 from PIL import Image
 
 from ..config import Recipe
+from ..constants import FEATURE_STRIDE
 from ..errors import PsaError
 from ..engine.accel import make_accelerator, shard, sum_over_processes
 from ..engine.report import Reporter
@@ -48,7 +49,8 @@ class Predictions:
     # png: label maps; cam: CAM files (argmax over the classes and the background threshold,
     # which the evaluation also sweeps)
     kind: str = "png"
-    # class scores for --crf: a folder of CAM files ("cam") or of stride-8 walk scores ("walk")
+    # class scores for --crf: a folder of CAM files ("cam") or of walk scores ("walk": npz with
+    # scores (K+1, h, w), channel 0 the background, at the stride the file names, 8 by default)
     scores: Optional[Callable[[Recipe], Path]] = None
     scores_format: str = "cam"
     split: str = "eval"  # the split scored by default: eval (data.eval_split) or val (data.val_split)
@@ -229,9 +231,10 @@ class _Predictor:
             bg = np.full((1, *cams.shape[1:]), self.recipe.cam.bg_threshold, dtype=np.float32)
             scores = np.concatenate([bg, cams])
         else:
-            with np.load(path) as data:
+            with np.load(path) as data:  # walk scores: channel 0 = background, at the file's stride
                 small, class_ids = torch.from_numpy(data["scores"].astype(np.float32)), data["classes"]
-            scores = upsample_scores(small, *image_shape)
+                stride = int(data["stride"]) if "stride" in data else FEATURE_STRIDE
+            scores = upsample_scores(small, *image_shape, stride=stride)
         if scores.shape[1:] != image_shape:
             raise PsaError(f"scores in {path} are {scores.shape[1:]}, the image is {image_shape}")
         return to_probabilities(scores), np.concatenate([[0], class_ids]).astype(np.uint8)

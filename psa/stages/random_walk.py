@@ -74,9 +74,9 @@ def walk_with_affinity(cams: np.ndarray, affinity: torch.Tensor, recipe: Recipe)
     return random_walk(small, affinity, beta=rw.beta, logt=rw.logt, radius=rw.radius, pairs=rw.pairs)
 
 
-def upsample_scores(scores: torch.Tensor, height: int, width: int) -> np.ndarray:
-    """Stride-8 scores of the padded image → (C, height, width) float32 for the image itself."""
-    padded = (scores.shape[-2] * FEATURE_STRIDE, scores.shape[-1] * FEATURE_STRIDE)
+def upsample_scores(scores: torch.Tensor, height: int, width: int, stride: int = FEATURE_STRIDE) -> np.ndarray:
+    """Scores at `stride` of the (padded) image → (C, height, width) float32 for the image itself."""
+    padded = (scores.shape[-2] * stride, scores.shape[-1] * stride)
     up = F.interpolate(scores[None].float(), size=padded, mode="bilinear", align_corners=False)[0]
     return up[:, :height, :width].cpu().numpy()
 

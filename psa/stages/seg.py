@@ -13,12 +13,18 @@ from .training import training_spec, training_step
 
 # What the trained segmentation network depends on (psa/provenance.py): the random walk's
 # pseudo masks, unless it learns from the ground truth.
+# the step writing each walk's pseudo masks (seg.walk, cps.walk)
+WALK_STEP = {"affinity": "random_walk", "irn": "irn_walk"}
+
 TRAIN_SPEC = training_spec(
     "seg",
-    reads=("model", "seg.train", "seg.labels", "seg.crop_size", "seg.resize_range", "seg.color_jitter", "seg.head",
-           "run.seed", "run.mixed_precision", "data.train_split"),
+    reads=("model", "seg.train", "seg.labels", "seg.walk", "seg.crop_size", "seg.resize_range", "seg.color_jitter",
+           "seg.head", "run.seed", "run.mixed_precision", "data.train_split"),
     splits=lambda r: [r.data.train_split],
-    upstream=lambda r: () if r.seg.labels == "gt" else ("random_walk",),
+    upstream=lambda r: () if r.seg.labels == "gt" else (WALK_STEP[r.seg.walk],),
+    # PSA's walk, the default, is left out of the record, so weights trained before there was a
+    # choice still match; IRN's enters it (and its step the upstream)
+    unused=lambda r: ("seg.walk",) if r.seg.labels == "gt" or r.seg.walk == "affinity" else (),
 )
 
 

@@ -23,12 +23,13 @@ from ..models import SegNet, build_backbone
 from ..viz import colorize_label, side_by_side
 from .common import apply_freeze_backbone, denormalize
 
-def mask_folder(recipe: Recipe, labels: str | None = None) -> Path | None:
-    """Where the training masks come from (None = the dataset's ground truth)."""
+def mask_folder(recipe: Recipe, labels: str | None = None, walk: str | None = None) -> Path | None:
+    """Where the training masks come from (None = the dataset's ground truth): the pseudo
+    masks of AffinityNet's walk or IRN's (`walk`), CRF-refined or not."""
     labels = labels or recipe.seg.labels
     if labels == "gt":
         return None
-    return RunLayout.of(recipe).pseudo_masks(crf=labels == "pseudo_crf")
+    return RunLayout.of(recipe).pseudo_masks(crf=labels == "pseudo_crf", walk=walk or recipe.seg.walk)
 
 
 def augment(image: np.ndarray, mask: np.ndarray, cfg: SegConfig) -> tuple[torch.Tensor, torch.Tensor]:
@@ -44,7 +45,7 @@ class SegTrainDataset(Dataset):
         """`section`: the recipe section of the training task (seg, or cps for its labelled images)."""
         self.source = source
         self.cfg = getattr(recipe, section)
-        self.folder = mask_folder(recipe, self.cfg.labels)
+        self.folder = mask_folder(recipe, self.cfg.labels, self.cfg.walk)
         if self.folder is None and not source.has_masks:
             raise PsaError(f"{section}.labels=gt needs a dataset with ground-truth masks")
         if self.folder is not None:

@@ -1,0 +1,117 @@
+"""IRN's training (`step/train_irn.py`): IRNet's boundary and displacement branches on a frozen
+backbone, from the pair labels of the relation labels at stride 4."""
+
+from __future__ import annotations
+
+
+import numpy as np
+import torch
+from PIL import Image
+from torch.utils.data import Dataset
+
+from ..config import Recipe
+from ..data import build_source
+from ..data import transforms as T
+from ..data.base import check_files
+from ..engine.checkpoints import load_weights
+from ..engine.distributed import global_sum, world_size
+from ..engine.trainer import TaskSpec
+from ..errors import PsaError
+from ..layout import RunLayout
+from ..models.backbone import build_backbone
+from ..models.irn import IRNet
+from ..ops.affinity_labels import pair_labels
+from ..ops.boundary import irn_loss
+from ..viz import colorize_label, jet, side_by_side
+from .common import denormalize
+
+IRN_STAGES = (0, 1, 2, 3, 4)  # IRNet reads every stage of the backbone
+IRN_STRIDE = 4  # both branches work at stride 4
+
+
+class IrnTrainDataset(Dataset):
+    """IRN's augmentation: random rescale, flip, crop (image 0, labels 255); the relation labels
+    are then taken at stride 4 (nearest), as IRN's `pil_rescale(label, 0.25, 0)`."""
+
+    def __init__(self, source, recipe: Recipe):
+        self.source = source
+        self.cfg = recipe.irn
+        self.folder = RunLayout.of(recipe).relation_labels
+        missing = [i for i in source.ids if not (self.folder / f"{i}.png").is_file()]
+        if missing:
+            raise PsaError(f"relation labels missing for {len(missing)} of {len(source.ids)} images (first: "
+                           f"{self.folder / missing[0]}.png); run the irn_labels step first")
+
+    def __len__(self) -> int:
+        return len(self.source)
+
+    def __getitem__(self, index: int) -> dict:
+        image = self.source.load_image(index)
+        path = self.folder / f"{self.source.ids[index]}.png"
+        label = np.array(Image.open(path))
+        if label.shape != image.shape[:2]:
+            raise PsaError(f"relation label {path} is {label.shape}, its image is {image.shape[:2]}")
+        image, label = T.random_scale(image, label, *self.cfg.resize_range)
+        image, label = T.random_hflip(image, label)
+        tensor, label = T.random_crop(T.normalize(image), torch.from_numpy(np.ascontiguousarray(label)),
+                                      self.cfg.crop_size, fill=0.0)
+        size = self.cfg.crop_size // IRN_STRIDE
+        small = Image.fromarray(label.numpy().astype(np.uint8)).resize((size, size), Image.NEAREST)
+        return {"image": tensor, "label": torch.from_numpy(np.asarray(small).astype(np.int64))}
+
+
+def irn_loss_fn(radius: int, pairs: str, displacement: bool):
+    def loss_fn(model, batch: dict) -> tuple[torch.Tensor, dict]:
+        boundary, field = model(batch["image"])
+        labels = pair_labels(batch["label"], radius, pairs=pairs)
+        loss, parts = irn_loss(boundary, field if displacement else None, labels, radius, reduce_count=global_sum)
+        # ×N against DDP's gradient mean (psa/engine/distributed.py): the counts are the global batch's
+        return loss * world_size(), parts
+    return loss_fn
+
+
+def irn_preview(model: IRNet, batch: dict) -> dict:
+    """Image | relation labels | boundary probability, for the first images of the batch."""
+    images = batch["image"][:4]
+    boundary = torch.sigmoid(model(images)[0][:, 0]).float().cpu().numpy()
+    pictures = {}
+    for i in range(images.shape[0]):
+        rgb = denormalize(images[i])
+        small = [np.asarray(Image.fromarray(p).resize(rgb.shape[1::-1], Image.NEAREST))
+                 for p in (colorize_label(batch["label"][i].cpu().numpy().astype(np.uint8)),
+                           jet(boundary[i]))]
+        pictures[f"boundary_{i}"] = side_by_side([rgb, *small])
+    return pictures
+
+
+def build_irn_model(recipe: Recipe, load_weights_: bool = True) -> IRNet:
+    """IRNet on the ImageNet backbone (IRN), or with `irn.init: cam` on the CAM classifier's."""
+    from_cam = recipe.irn.init == "cam"
+    backbone = build_backbone(recipe.model, load_weights=load_weights_ and not from_cam,
+                              output_stride=recipe.irn.output_stride, out_indices=IRN_STAGES)
+    if load_weights_ and from_cam:
+        state, _ = load_weights(RunLayout.of(recipe).stage("cam").weights, "cam", recipe.model.backbone)
+        body = {k[len("backbone."):]: v for k, v in state.items() if k.startswith("backbone.")}
+        missing, _ = backbone.load_state_dict(body, strict=False)
+        if [k for k in missing if not k.startswith(("input_scale", "input_shift"))]:
+            raise PsaError(f"irn.init=cam: the CAM classifier's backbone lacks {missing[0]} (another model.backbone?)")
+    return IRNet(backbone)
+
+
+def build_irn_task(recipe: Recipe) -> TaskSpec:
+    cfg = recipe.irn
+    source = build_source(recipe.data, recipe.data.train_split)
+    check_files(source)
+    if cfg.crop_size % IRN_STRIDE:
+        raise PsaError(f"recipe key 'irn.crop_size' must be a multiple of {IRN_STRIDE}, got {cfg.crop_size}")
+    model = build_irn_model(recipe)
+    if not cfg.displacement:  # an unused branch would stall DDP's gradient reduction: frozen instead
+        for module in model.lr_groups()[1][1]:
+            module.requires_grad_(False)
+    return TaskSpec(
+        name="irn", model=model, dataset=IrnTrainDataset(source, recipe),
+        loss_fn=irn_loss_fn(cfg.train_radius, cfg.pairs, cfg.displacement), preview_fn=irn_preview,
+        meta={"classes": list(source.classes), "radius": cfg.train_radius, "output_stride": cfg.output_stride},
+    )
+
+
