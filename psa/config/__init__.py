@@ -15,14 +15,14 @@ import os
 
 from . import loader
 from .schema import (
-    CAM_METHODS, SEMI_METHODS, TEACHERS, AffinityConfig, CamConfig, CpsConfig, CrfConfig, DataConfig,
+    CAM_METHODS, SEMI_METHODS, TEACHERS, AffinityConfig, CamConfig, CocoConfig, CpsConfig, CrfConfig, DataConfig,
     EvalConfig, FixMatchConfig, LabeledConfig, MixMatchConfig, ModelConfig, PipelineConfig, RandomWalkConfig,
     Recipe, RunConfig, SegConfig, SyntheticConfig, TrainConfig,
 )
 
 __all__ = [
     "CAM_METHODS", "SEMI_METHODS", "TEACHERS",
-    "AffinityConfig", "CamConfig", "CpsConfig", "CrfConfig", "DataConfig", "EvalConfig", "FixMatchConfig",
+    "AffinityConfig", "CamConfig", "CocoConfig", "CpsConfig", "CrfConfig", "DataConfig", "EvalConfig", "FixMatchConfig",
     "LabeledConfig", "MixMatchConfig", "ModelConfig", "PipelineConfig", "RandomWalkConfig", "Recipe",
     "RunConfig", "SegConfig", "SyntheticConfig", "TrainConfig",
     "dump_recipe", "load_recipe", "recipe_to_dict",
