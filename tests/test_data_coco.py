@@ -1,6 +1,6 @@
 """CocoSource on COCO json files written here: labels, semantic and instance masks pixel for
 pixel against masks painted by numpy, the mask cache, bad input, the real photos of
-../shared/data/coco_voc_mini against their VOC copy."""
+../shared/data/coco_voc_mini against their VOC copy, and the pipeline on all 80 categories."""
 
 from __future__ import annotations
 
@@ -418,3 +418,65 @@ def test_coco_voc_mini_as_a_coco_json_gives_its_voc_masks(tmp_path):
         compared += 1
     assert compared >= 90  # the rule was compared on nearly every photo, not skipped
 
+
+# ----------------------------------------------------------------------------- the pipeline
+
+
+def write_coco_photos(root: Path, split: str, count: int, seed: int) -> Path:
+    """`count` 48 px images, each with one or two filled boxes of person (1) or car (3) on
+    noise, and their instances in `annotations/instances_<split>.json` with all 80 categories."""
+    rng = np.random.default_rng(seed)
+    colours = {1: (230, 40, 40), 3: (40, 60, 230)}
+    images, anns = [], []
+    folder = root / split
+    folder.mkdir(parents=True, exist_ok=True)
+    for number in range(1, count + 1):
+        rgb = rng.integers(60, 140, (48, 48, 3), dtype=np.uint8)
+        cats = [1, 3] if number % 3 == 0 else [[1], [3]][number % 2]
+        for cat in cats:
+            x0, y0 = (int(v) for v in rng.integers(2, 22, 2))
+            size = int(rng.integers(14, 24))
+            rgb[y0:y0 + size, x0:x0 + size] = colours[cat]
+            anns.append({"id": len(anns) + 1, "image_id": number, "category_id": cat, "iscrowd": 0,
+                         "segmentation": [rect(x0, y0, x0 + size, y0 + size)]})
+        name = f"{split}_{number:04d}.png"
+        Image.fromarray(rgb).save(folder / name)
+        images.append({"id": number, "file_name": name, "height": 48, "width": 48})
+    return write_json(root / "annotations" / f"instances_{split}.json", {
+        "images": images, "annotations": anns,
+        "categories": [{"id": i, "name": n, "supercategory": "x"} for i, n in COCO_CATEGORIES]})
+
+
+@pytest.mark.slow
+def test_the_pipeline_runs_on_80_categories(tiny_recipe, tmp_path):
+    from psa import pipeline
+
+    root = tmp_path / "coco"
+    write_coco_photos(root, "train", 12, seed=0)
+    write_coco_photos(root, "val", 4, seed=1)
+    recipe = tiny_recipe(
+        "data.kind=coco", f"data.root={root}", "data.train_split=train", "data.eval_split=train",
+        "data.val_split=val", "data.coco.train_annotations=annotations/instances_train.json",
+        "data.coco.train_images=train", "data.coco.val_annotations=annotations/instances_val.json",
+        "data.coco.val_images=val", f"data.coco.cache_dir={tmp_path / 'cache'}",
+        "cam.train.epochs=1", "affinity.train.epochs=1", "random_walk.crf=false",
+        "pipeline.steps=[train_cam,export_cams,eval_cam,train_affinity,random_walk,eval_rw]")
+    result = pipeline.run(recipe)
+    assert result.ran == ["train_cam", "export_cams", "eval_cam", "train_affinity", "random_walk", "eval_rw"]
+    run = Path(recipe.run.dir)
+    metrics = json.loads((run / "affinity" / "eval" / "rw" / "metrics.json").read_text())
+    assert len(metrics["iou"]) == 81 and "toothbrush" in metrics["iou"]
+    assert set(metrics["present"]) == {"background", "person", "car"}
+    table = json.loads((run / "data" / "coco_classes.json").read_text())["classes"]
+    assert [(c["index"], c["category_id"]) for c in table[:4]] == [(0, None), (1, 1), (2, 2), (3, 3)]
+    assert table[80] == {"index": 80, "category_id": 90, "name": "toothbrush"}
+    assert len(list((run / "affinity" / "pseudo").glob("*.png"))) == 12
+
+    assert pipeline.run(recipe).ran == []  # unchanged: every step skipped
+    train_json = root / "annotations" / "instances_train.json"
+    dataset = json.loads(train_json.read_text())
+    dataset["annotations"][0]["segmentation"] = [rect(0, 0, 10, 10)]  # same ids and labels, other mask
+    write_json(train_json, dataset)
+    with pytest.raises(PsaError) as err:  # trained weights are never replaced silently
+        pipeline.plan(recipe)
+    one_line(err, "cam/model.pt was trained with other inputs", "data.files[train]")
