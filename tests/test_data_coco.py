@@ -20,8 +20,6 @@ from psa.provenance import Provenance
 
 from conftest import COCO_VOC_MINI
 
-pytest.importorskip("pycocotools")
-
 # COCO's 80 category ids and names, in id order (= the YOLO class order of coco_polygons/)
 COCO_CATEGORIES = tuple(zip(
     (1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 13, 14, 15, 16, 17, 18, 19, 20, 21, 22, 23, 24, 25, 27, 28, 31,
