@@ -72,6 +72,10 @@ class RunLayout:
     def recipe_file(self) -> Path:
         return self.root / "recipe.yaml"
 
+    def class_map(self, kind: str) -> Path:
+        """A layout's class index <-> dataset id table (COCO's category ids), for reading the masks."""
+        return self.root / "data" / f"{kind}_classes.json"
+
     # --- the CAM export (under cam/)
     @property
     def cams(self) -> Path:

@@ -40,7 +40,8 @@ OPERATIONAL_KEYS = (
     "*.train.log_every", "*.train.images_per_epoch",
 )
 # What `psa.data.build_source` reads; it enters every record as the data identity instead.
-DATA_KEYS = ("data.kind", "data.root", "data.classes", "data.label_mode", "data.synthetic", "data.max_size")
+DATA_KEYS = ("data.kind", "data.root", "data.classes", "data.label_mode", "data.synthetic", "data.max_size",
+             "data.coco")
 # In a training's fingerprint, but a checkpoint written under another value still resumes
 # (max_steps stops a run early; the LR schedule does not depend on it).
 RESUMABLE_KEYS = ("*.train.max_steps",)
@@ -124,15 +125,21 @@ class Provenance:
                 source = build_source(data, split)  # list files and class names only, never an image
                 ids = "\n".join(source.ids).encode("utf-8")
                 self._splits[split] = {"classes": list(source.classes),
-                                       "ids": f"{len(source.ids)} ids, sha256 {hashlib.sha256(ids).hexdigest()[:12]}"}
+                                       "ids": f"{len(source.ids)} ids, sha256 {hashlib.sha256(ids).hexdigest()[:12]}",
+                                       "files": source.identity()}
             identity.setdefault("data.classes", self._splits[split]["classes"])
             identity[f"data.ids[{split}]"] = self._splits[split]["ids"]
+            if self._splits[split]["files"]:  # annotation files by content (COCO's json)
+                identity[f"data.files[{split}]"] = self._splits[split]["files"]
         if splits:
             identity["data.kind"] = data.kind
-            if data.kind in ("voc", "pet"):
+            if data.kind in ("voc", "pet", "coco"):
                 identity["data.root"] = str(Path(data.root).expanduser().resolve())
             if data.kind == "pet":
                 identity["data.label_mode"] = data.label_mode
+            if data.kind == "coco":  # the painting rule; the cache folder changes no mask
+                identity.update({f"data.coco.{k}": v for k, v in dataclasses.asdict(data.coco).items()
+                                 if k != "cache_dir"})
             if data.max_size:  # images scaled down on reading (psa/data/resized.py)
                 identity["data.max_size"] = data.max_size
             if data.kind == "synthetic":

@@ -15,15 +15,17 @@ import os
 
 from . import loader
 from .schema import (
-    CAM_METHODS, SEMI_METHODS, TEACHERS, AffinityConfig, CamConfig, CpsConfig, CrfConfig, DataConfig,
-    EvalConfig, FixMatchConfig, IrnConfig, LabelCrfConfig, LabeledConfig, MixMatchConfig, ModelConfig, PipelineConfig, RandomWalkConfig,
+    CAM_METHODS, SEMI_METHODS, TEACHERS, AffinityConfig, CamConfig, CocoConfig, CpsConfig, CrfConfig, DataConfig,
+    EvalConfig, FixMatchConfig, IrnConfig, LabelCrfConfig, LabeledConfig, MixMatchConfig, ModelConfig,
+    PipelineConfig, RandomWalkConfig,
     Recipe, RunConfig, SegConfig, SyntheticConfig, TrainConfig,
 )
 
 __all__ = [
     "CAM_METHODS", "SEMI_METHODS", "TEACHERS",
-    "AffinityConfig", "CamConfig", "CpsConfig", "CrfConfig", "DataConfig", "EvalConfig", "FixMatchConfig",
-    "IrnConfig", "LabelCrfConfig", "LabeledConfig", "MixMatchConfig", "ModelConfig", "PipelineConfig", "RandomWalkConfig", "Recipe",
+    "AffinityConfig", "CamConfig", "CocoConfig", "CpsConfig", "CrfConfig", "DataConfig", "EvalConfig",
+    "FixMatchConfig", "IrnConfig", "LabelCrfConfig", "LabeledConfig", "MixMatchConfig", "ModelConfig",
+    "PipelineConfig", "RandomWalkConfig", "Recipe",
     "RunConfig", "SegConfig", "SyntheticConfig", "TrainConfig",
     "dump_recipe", "load_recipe", "recipe_to_dict",
 ]

@@ -15,7 +15,9 @@ from ..constants import PHOTOMETRIC_OPS
 from .loader import require
 
 MixedPrecision = Literal["no", "bf16", "fp16"]
-DataKind = Literal["voc", "pet", "synthetic"]
+DataKind = Literal["voc", "pet", "synthetic", "coco"]
+CocoOrder = Literal["area", "file"]
+CocoCrowd = Literal["ignore", "skip"]
 LabelMode = Literal["species", "breed"]
 Optimizer = Literal["sgd", "adamw"]
 SemiMethod = Literal["fixmatch", "mixmatch"]  # each with its settings section cam.<method>
@@ -84,6 +86,31 @@ class SyntheticConfig:
 
 
 @dataclass
+class CocoConfig:
+    """`data.kind: coco` (psa/data/coco.py): COCO's own `instances_*.json`. Split "train" is the
+    train annotation file with its image folder, "val" the val pair; any other split name is an
+    id list file (relative to data.root, or absolute) whose ids are looked up in both."""
+
+    train_annotations: str = "annotations/instances_train2014.json"  # relative to data.root
+    train_images: str = "train2014"
+    val_annotations: str = "annotations/instances_val2014.json"
+    val_images: str = "val2014"
+    # semantic masks: "area" paints larger instances first, so smaller ones stay on top;
+    # "file" paints in the file's order, later on top (ReCAM's mscoco/annToMask.py)
+    order: CocoOrder = "area"
+    # crowd regions: "ignore" = void (255) where no single instance covers them; "skip" = not
+    # painted, i.e. background (ReCAM). Their classes count as image labels either way.
+    crowd: CocoCrowd = "ignore"
+    # painted masks are cached here as PNGs, one folder per annotation file content;
+    # "" = $XDG_CACHE_HOME/psa/coco (~/.cache/psa/coco); relative paths from the working directory
+    cache_dir: str = ""
+
+    def check(self, key: str) -> None:
+        for name in ("train_annotations", "train_images", "val_annotations", "val_images"):
+            require(bool(getattr(self, name).strip()), f"{key}.{name}", "must not be empty")
+
+
+@dataclass
 class DataConfig:
     kind: DataKind = "voc"
     root: str = ""
@@ -94,6 +121,7 @@ class DataConfig:
     # classes.txt in the root, the pet label mode, the synthetic generator's).
     classes: Optional[list] = None
     label_mode: LabelMode = "species"  # pet only
+    coco: CocoConfig = field(default_factory=CocoConfig)  # coco only
     # >0: images (bilinear) and masks (nearest) scaled so the long side is at most this many
     # pixels when loaded, for every stage and the evaluation alike (photos on a CPU budget)
     max_size: int = 0

@@ -1,17 +1,18 @@
-"""Datasets: one `SegmentationSource` interface over the VOC, Oxford-IIIT Pet and synthetic
-layouts; `build_source` picks the layout a recipe's `data` section names."""
+"""Datasets: one `SegmentationSource` interface over the VOC, Oxford-IIIT Pet, COCO and
+synthetic layouts; `build_source` picks the layout a recipe's `data` section names."""
 
 from __future__ import annotations
 
 from ..config import DataConfig
 from ..errors import PsaError
 from .base import SegmentationSource, check_classes, read_mask, read_rgb, validate_ids
+from .coco import CocoSource
 from .pet import PetSource
 from .resized import ResizedSource
 from .synthetic import SyntheticSource, materialize_voc
 from .voc import VocSource
 
-__all__ = ["SegmentationSource", "VocSource", "PetSource", "SyntheticSource", "build_source",
+__all__ = ["SegmentationSource", "VocSource", "PetSource", "CocoSource", "SyntheticSource", "build_source",
            "materialize_voc", "read_rgb", "read_mask", "validate_ids"]
 
 
@@ -36,10 +37,12 @@ def _layout_source(data: DataConfig, split: str) -> SegmentationSource:
                                f"(label_mode={data.label_mode}) has {len(source.classes)} classes")
             source.classes = check_classes(data.classes, "data.classes")
         return source
+    if kind == "coco":
+        return CocoSource(data.root, split, data.coco, classes=data.classes)
     if kind == "synthetic":
         syn = data.synthetic
         count = syn.num_train if split == "train" else syn.num_val
         return SyntheticSource(split, num_images=count, image_size=syn.image_size,
                                num_classes=syn.num_classes, max_objects=syn.max_objects,
                                seed=syn.seed, classes=data.classes)
-    raise PsaError(f"data.kind must be voc, pet or synthetic, got {kind!r}")
+    raise PsaError(f"data.kind must be voc, pet, coco or synthetic, got {kind!r}")

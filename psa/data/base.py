@@ -56,6 +56,11 @@ class SegmentationSource:
         """(H, W) of image `index`, from the file header only."""
         return read_size(self.image_path(index))
 
+    def identity(self) -> dict:
+        """What the provenance data identity must hold besides the ids and classes: the
+        fingerprints of annotation files whose content the ids alone do not pin down."""
+        return {}
+
     def __repr__(self) -> str:
         return f"{type(self).__name__}({len(self)} images, {self.num_classes} classes)"
 

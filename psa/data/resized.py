@@ -36,6 +36,9 @@ class ResizedSource(SegmentationSource):
     def has_masks(self) -> bool:
         return self.inner.has_masks
 
+    def identity(self) -> dict:
+        return self.inner.identity()
+
     def image_size(self, index: int) -> tuple[int, int]:
         return capped_size(*self.inner.image_size(index), self.max_size)
 

@@ -10,7 +10,8 @@ from typing import Callable, Optional
 from ..config import Recipe, dump_recipe
 from ..engine.report import Reporter
 from ..engine.trainer import TaskSpec, TrainJob, TrainResult, train
-from ..io import atomic_write_text
+from ..data import build_source
+from ..io import atomic_write_json, atomic_write_text
 from ..layout import RunLayout
 from ..provenance import StageSpec, check_training, write_record
 from .registry import REGISTRY, Step
@@ -62,6 +63,9 @@ def run_training(recipe: Recipe, step: Step, reporter: Optional[Reporter] = None
 
     def on_start() -> None:
         atomic_write_text(layout.recipe_file, dump_recipe(recipe))
+        class_map = getattr(build_source(recipe.data, recipe.data.train_split), "class_map", None)
+        if class_map is not None:  # COCO: which category id each class index of the masks is
+            atomic_write_json(layout.class_map(recipe.data.kind), class_map())
         write_record(record_path, expected, complete=False)
 
     job = TrainJob(section=training.section, settings=settings, folder=layout.stage(training.section),
