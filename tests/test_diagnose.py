@@ -161,3 +161,19 @@ def test_diagnose_tool_on_a_tiny_run(tiny_recipe, tmp_path):
                                           f"run.dir={tmp_path / 'nothing'}"), capture_output=True, text=True,
                              timeout=120, env=env, cwd=ROOT)
     assert missing.returncode == 2 and "error:" in missing.stderr and "model.pt" in missing.stderr
+
+
+def test_boundary_counts_on_a_hand_made_case():
+    from psa.stages.diagnose import boundary_counts, class_edges
+
+    gt = np.zeros((32, 32), dtype=np.uint8)
+    gt[:, 16:] = 1  # one vertical class edge; at stride 4 between cells 3 and 4
+    np.testing.assert_array_equal(class_edges(gt[2::4, 2::4])[0], [c in (3, 4) for c in range(8)])
+    boundary = np.zeros((8, 8))
+    boundary[:, 4] = 0.9  # on the edge
+    boundary[0, 0] = 0.9  # three cells off it: a false positive
+    near, predicted, found, edges = boundary_counts(boundary, gt)
+    assert (near, predicted) == (8, 9)  # precision 8/9
+    assert (found, edges) == (16, 16)  # both edge columns lie within one cell of the prediction
+    boundary[:, 4] = 0.2  # below the threshold: nothing found
+    assert tuple(boundary_counts(boundary, gt)) == (0, 1, 0, 16)

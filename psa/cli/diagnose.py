@@ -39,6 +39,15 @@ def diagnose_tables(report: dict) -> Group:
             table.add_row(key, str(row["pairs"]), percent(row["accuracy"]), mean)
         parts.append(table)
 
+    irn = report.get("irn_boundary")
+    if irn is not None:
+        table = Table(title=f"IRN's boundary map vs ground-truth class edges (stride 4, p > {irn['threshold']}, "
+                            "one cell of tolerance)")
+        for column in ("precision %", "recall %", "edge cells"):
+            table.add_column(column, justify="right")
+        table.add_row(percent(irn["precision"]), percent(irn["recall"]), str(irn["edge_cells"]))
+        parts.append(table)
+
     per_class = Table(title=f"per class — classifier mAP {percent(report['classifier']['mAP'])}")
     columns = [("AP %", report["classifier"]["ap"]), ("IoU CAM", report["iou"]["cam"])]
     if "rw_learned" in report["iou"]:

@@ -101,6 +101,41 @@ def label_quality(conf: np.ndarray) -> dict:
             "fg_precision": objects["precision"], "fg_coverage": objects["coverage"]}
 
 
+def class_edges(label: np.ndarray) -> np.ndarray:
+    """bool: cells with a 4-neighbour of another class (both labelled, not IGNORE_INDEX)."""
+    edges = np.zeros(label.shape, dtype=bool)
+    valid = label != IGNORE_INDEX
+    vertical = (label[1:] != label[:-1]) & valid[1:] & valid[:-1]
+    edges[1:] |= vertical
+    edges[:-1] |= vertical
+    horizontal = (label[:, 1:] != label[:, :-1]) & valid[:, 1:] & valid[:, :-1]
+    edges[:, 1:] |= horizontal
+    edges[:, :-1] |= horizontal
+    return edges
+
+
+def _dilate(mask: np.ndarray) -> np.ndarray:
+    """Each cell and its 8 neighbours: a one-cell tolerance."""
+    padded = np.pad(mask, 1)
+    out = np.zeros_like(mask)
+    for dy in (0, 1, 2):
+        for dx in (0, 1, 2):
+            out |= padded[dy:dy + mask.shape[0], dx:dx + mask.shape[1]]
+    return out
+
+
+def boundary_counts(boundary: np.ndarray, gt: np.ndarray, threshold: float = 0.5) -> np.ndarray:
+    """IRN's boundary map (h, w) at stride 4 against the class edges of the ground truth taken
+    at the same stride (nearest), one cell of tolerance: (predicted near an edge, predicted,
+    edges near a prediction, edges)."""
+    stride = -(-gt.shape[0] // boundary.shape[0])
+    small = gt[stride // 2::stride, stride // 2::stride][:boundary.shape[0], :boundary.shape[1]]
+    boundary = boundary[:small.shape[0], :small.shape[1]]
+    predicted, edges = boundary > threshold, class_edges(small)
+    return np.array([(predicted & _dilate(edges)).sum(), predicted.sum(), (edges & _dilate(predicted)).sum(),
+                     edges.sum()], dtype=np.int64)
+
+
 def bottleneck(report: dict) -> str:
     """One sentence: the stage to fix first, read off the bounds."""
     cam_best = report["cam"]["best_miou"] or 0.0
@@ -137,6 +172,7 @@ def diagnose(recipe: Recipe, split: str | None = None, reporter: Reporter | None
     thresholds = sweep_thresholds(recipe)
     tally = _Tally(len(classes), thresholds)
     have_labels = True
+    boundary_tally = np.zeros(4, dtype=np.int64)  # IRN's boundary maps, where the IRN walk wrote them
     started = time.perf_counter()
     reporter.start("diagnose", total=len(items))
     for position, item in enumerate(items, 1):
@@ -166,6 +202,10 @@ def diagnose(recipe: Recipe, split: str | None = None, reporter: Reporter | None
         target[item.source.image_labels(item.index) - 1] = 1
         tally.targets.append(target)
 
+        boundary_path = layout.boundaries / f"{item.image_id}.png"
+        if boundary_path.is_file():
+            boundary_tally += boundary_counts(_read_png(boundary_path) / 255.0, gt)
+
         label_path = confident_label_path(recipe, item.image_id)
         if label_path.is_file():
             labels = _read_png(label_path)
@@ -178,6 +218,12 @@ def diagnose(recipe: Recipe, split: str | None = None, reporter: Reporter | None
     reporter.finish()
 
     report = _report(recipe, tally, classes, thresholds, split, len(items), affinity_trained, have_labels)
+    near_edge, predicted, found, edges = boundary_tally.tolist()
+    report["irn_boundary"] = {"precision": near_edge / predicted if predicted else None,
+                              "recall": found / edges if edges else None, "edge_cells": edges,
+                              "threshold": 0.5} if edges else None
+    report["irn"] = _eval_miou(recipe, "irn", stage="irn")
+    report["irn_crf"] = _eval_miou(recipe, "irn_crf", stage="irn")
     report["seconds"] = round(time.perf_counter() - started, 2)
     atomic_write_json(out_dir / "diagnose.json", report)
     _write_tensorboard(out_dir, report)
@@ -222,9 +268,9 @@ def _report(recipe: Recipe, tally: _Tally, classes: list, thresholds: list, spli
     return report
 
 
-def _eval_miou(recipe: Recipe, name: str) -> float | None:
+def _eval_miou(recipe: Recipe, name: str, stage: str = "affinity") -> float | None:
     """mIoU written by tools/eval.py (e.g. --crf, which the diagnosis does not redo)."""
-    path = RunLayout.of(recipe).stage("affinity").eval(name) / "metrics.json"
+    path = RunLayout.of(recipe).stage(stage).eval(name) / "metrics.json"
     if not path.is_file():
         return None
     try:
@@ -242,6 +288,8 @@ def summary_rows(report: dict) -> list[tuple[str, float | None]]:
         ("CAM + random walk (learned affinities)", (report["rw_learned"] or {}).get("miou")),
         ("CAM + random walk + dCRF (tools/eval.py --crf)", report["rw_crf"]),
         ("CAM + random walk (ground-truth affinities: bound)", report["rw_gt_affinity"]["miou"]),
+        *([("CAM + IRN boundary walk (tools/eval.py --source irn)", report["irn"]),
+           ("CAM + IRN boundary walk + dCRF", report["irn_crf"])] if report.get("irn") is not None else []),
     ]
 
 
