@@ -114,6 +114,11 @@ class RunLayout:
     def irn_scores(self) -> Path:
         return self.stage("irn") / "scores"
 
+    @property
+    def instances(self) -> Path:
+        """IRN's instance masks: <id>.png (pixel = instance k, 0 background) and <id>.json."""
+        return self.stage("irn") / "instances"
+
     # --- the random walk (under affinity/)
 
     @property

@@ -50,6 +50,8 @@ TINY_OVERRIDES = [
     "affinity.init=imagenet",
     "seg.crop_size=48", "seg.train.batch_size=8", "seg.train.epochs=2", "seg.scales=[1.0]",
     "eval.num_pictures=2",
+    "irn.crop_size=48", "irn.train.batch_size=8", "irn.train.epochs=2", "irn.train_radius=4", "irn.radius=3",
+    "irn.logt=3",
 ]
 
 

@@ -220,7 +220,8 @@ def _relation_labels_from_gt(recipe):
 def test_training_lowers_the_loss_and_resumes_bit_exactly(tiny_recipe, tmp_path):
     from psa.stages.training import train_task
 
-    common = (*IRN_TINY, "run.deterministic=true", "irn.train.checkpoint_every=1", "irn.train.epochs=3")
+    common = (*IRN_TINY, "run.deterministic=true", "irn.train.checkpoint_every=1", "irn.train.epochs=3",
+              "irn.init=imagenet")  # a frozen random backbone: no CAM classifier needed
     straight = tiny_recipe(*common, run_dir=tmp_path / "straight")
     _relation_labels_from_gt(straight)
     reference = train_task(straight, "irn")
@@ -246,19 +247,28 @@ def test_the_irn_steps_run_through_the_pipeline_and_the_seg_network_learns_from_
     from psa.provenance import read_record
 
     steps = ("pipeline.steps=[train_cam,export_cams,irn_labels,train_irn,irn_walk,eval_irn,eval_irn_crf,"
-             "train_seg,predict_seg,eval_seg]")
+             "irn_instances,eval_irn_instances,train_seg,predict_seg,eval_seg]")
     recipe = tiny_recipe(*IRN_TINY, steps, "cam.train.epochs=1", "irn.train.epochs=1", "seg.train.epochs=1",
                          "irn.init=cam", "irn.dense_crf=true", "seg.walk=irn", run_dir=tmp_path / "run")
     result = run(recipe, Reporter())
     assert result.ran == ["train_cam", "export_cams", "irn_labels", "train_irn", "irn_walk", "eval_irn",
-                          "eval_irn_crf", "train_seg", "predict_seg", "eval_seg"]
+                          "eval_irn_crf", "irn_instances", "eval_irn_instances", "train_seg", "predict_seg", "eval_seg"]
     layout = RunLayout.of(recipe)
     masks = sorted(layout.pseudo_masks(walk="irn").glob("*.png"))
     assert len(masks) == 16 and np.asarray(Image.open(masks[0])).shape == (48, 48)
     assert len(list(layout.pseudo_masks(crf=True, walk="irn").glob("*.png"))) == 16
     boundary = np.asarray(Image.open(sorted(layout.boundaries.glob("*.png"))[0]))
     assert boundary.shape == (12, 12)  # stride 4
-    assert {"CAM + IRN boundary walk", "CAM + IRN boundary walk + dCRF"} <= set(result.summary)
+    assert {"CAM + IRN boundary walk", "CAM + IRN boundary walk + dCRF",
+            "IRN instance masks: mAP^r at IoU 0.5 (%)"} <= set(result.summary)
+    # instances: an id PNG and a JSON per image, the JSON naming each id of the PNG once
+    import json
+
+    first = sorted(layout.instances.glob("*.json"))[0]
+    listed = json.loads(first.read_text())["instances"]
+    ids = np.asarray(Image.open(first.with_suffix(".png")))
+    assert sorted(e["id"] for e in listed) == sorted(set(np.unique(ids)) - {0})
+    assert all(e["area"] == int((ids == e["id"]).sum()) and 0 <= e["score"] <= 1 for e in listed)
     # the segmentation network learnt from IRN's masks: its record names the walk and its step
     record = read_record(layout.stage("seg").train_record)
     assert record["inputs"]["seg.walk"] == "irn" and "irn_walk" in record["upstream"]
@@ -271,3 +281,76 @@ def test_the_irn_steps_run_through_the_pipeline_and_the_seg_network_learns_from_
 
     with pytest.raises(PsaError, match=r"seg/model.pt was trained with other inputs: irn.beta was 10.0"):
         run(changed, Reporter())
+
+
+# ----------------------------------------------------------------------------- instances
+
+
+def test_centroids_and_their_grouping_on_a_hand_made_field():
+    from psa.ops.instances import cluster_centroids, find_centroids
+
+    height, width = 10, 16
+    ys, xs = np.meshgrid(np.arange(height), np.arange(width), indexing="ij")
+    centre_x = np.where(xs < 8, 3.0, 12.0)  # two objects: the left half points at (5, 3), the right at (5, 12)
+    field = np.stack([5.0 - ys, centre_x - xs]).astype(np.float32) * 0.5  # half the way each step
+    centroids = find_centroids(field, iterations=60)
+    np.testing.assert_array_equal(centroids[0], np.full((height, width), 5))
+    np.testing.assert_array_equal(centroids[1], centre_x.astype(np.int32))
+    groups = cluster_centroids(centroids, field, threshold=1.5)  # two separate weak discs (radius 3)
+    assert groups.shape == (2, height, width)
+    np.testing.assert_array_equal(groups[0], xs < 8)
+    np.testing.assert_array_equal(groups[1], xs >= 8)
+
+
+def test_detected_instances_are_the_connected_segments_scored_by_their_peak():
+    from psa.ops.instances import detect_instances
+
+    mask = np.zeros((1, 6, 9), dtype=bool)
+    mask[0, 1:4, 1:3] = True  # 6 pixels
+    mask[0, 2, 6] = True  # 1 pixel, not 4-connected to the first
+    scores = np.arange(54, dtype=float).reshape(1, 6, 9) / 54
+    found = detect_instances(scores, mask, np.array([7]), min_area=2)
+    assert [(int(i.mask.sum()), i.class_id) for i in found] == [(6, 7), (1, 7)]
+    assert found[0].score == pytest.approx(scores[0, 3, 2]) and found[1].score == 0.0  # a fragment scores 0
+
+
+def test_instance_ap_on_hand_made_cases():
+    from psa.metrics import instance_ap
+
+    a = np.zeros((1, 4, 4), dtype=bool)
+    a[0, :2, :2] = True
+    b = np.zeros((1, 4, 4), dtype=bool)
+    b[0, 2:, 2:] = True
+    truth = [{"masks": np.concatenate([a, b]), "classes": np.array([1, 1])}]
+    miss = np.zeros((1, 4, 4), dtype=bool)
+    miss[0, 0, 3] = True
+    # a hit ranked above a miss: precision 1 at recall 0.5 -> AP 0.5
+    first = [{"masks": np.concatenate([a, miss]), "classes": np.array([1, 1]), "scores": np.array([0.9, 0.5])}]
+    assert instance_ap(first, truth, 3)["ap"] == [0.5, None]
+    # the miss ranked first: precision 0.5 at recall 0.5 -> AP 0.25
+    second = [{"masks": np.concatenate([a, miss]), "classes": np.array([1, 1]), "scores": np.array([0.5, 0.9])}]
+    assert instance_ap(second, truth, 3)["map"] == pytest.approx(0.25)
+    # half of a (IoU 0.5) ranked first, then a itself, then b
+    half = a.copy()
+    half[0, 1, :2] = False
+    third = [{"masks": np.concatenate([half, a, b]), "classes": np.array([1, 1, 1]), "scores": np.array([.9, .8, .7])}]
+    # IoU >= 0.5: hit, duplicate (a is taken: false positive), hit -> precision 1, 1/2, 2/3 at recall
+    # 1/2, 1/2, 1; area under the envelope = 1/2 · 1 + 1/2 · 2/3
+    assert instance_ap(third, truth, 3, iou_threshold=0.5)["map"] == pytest.approx(0.5 + 0.5 * 2 / 3)
+    # IoU >= 0.75: miss, hit, hit -> precision 0, 1/2, 2/3 at recall 0, 1/2, 1; envelope 2/3 throughout
+    assert instance_ap(third, truth, 3, iou_threshold=0.75)["map"] == pytest.approx(2 / 3)
+
+
+def test_synthetic_instances_round_trip_through_the_voc_layout(tmp_path):
+    from psa.data import VocSource
+    from psa.data.synthetic import SyntheticSource, materialize_voc
+
+    source = SyntheticSource("train", num_images=4, image_size=48, num_classes=5, max_objects=3)
+    materialize_voc(source, tmp_path)
+    voc = VocSource(tmp_path, "train")
+    assert voc.has_instances
+    for index in range(4):
+        ours, theirs = source.load_instances(index), voc.load_instances(index)
+        np.testing.assert_array_equal(ours.masks, theirs.masks)
+        np.testing.assert_array_equal(ours.labels, theirs.labels)
+        np.testing.assert_array_equal(np.sort(np.unique(ours.labels)), source.image_labels(index))

@@ -11,7 +11,7 @@ import pytest
 from PIL import Image
 
 from conftest import ROOT, TINY_OVERRIDES, tool_command
-from psa.stages.registry import REGISTRY
+from psa.config import load_recipe
 
 
 def run_tool(*args, timeout=600):
@@ -27,7 +27,7 @@ def test_pipeline_runs_end_to_end_and_resumes(tmp_path):
     first = run_tool(*args)
     assert first.returncode == 0, first.stdout[-2000:] + first.stderr[-3000:]
     summary = json.loads((run / "pipeline" / "summary.json").read_text())
-    assert len(summary) == 5
+    assert len(summary) == 10  # CAM ×2, PSA's walk ×2, IRN's walk ×2, IRN instances ×3, seg
     for row in summary.values():
         assert row["miou"] is None or 0.0 <= row["miou"] <= 1.0
     assert summary["segmentation network (val, never saw a mask)"]["split"] == "val"
@@ -41,4 +41,4 @@ def test_pipeline_runs_end_to_end_and_resumes(tmp_path):
     assert "CAM + random walk" in first.stdout
     second = run_tool(*args)
     assert second.returncode == 0, second.stderr[-2000:]
-    assert second.stdout.count("done already") == len(REGISTRY.default_steps()) == 10
+    assert second.stdout.count("done already") == len(load_recipe(ROOT / "recipes" / "demo.yaml").pipeline.steps) == 17

@@ -34,8 +34,10 @@ OVERRIDES = (*TINY_OVERRIDES, "data.synthetic.num_train=8", "data.synthetic.num_
 STAGE_FILE = {"train_cam": "psa/stages/cam.py (TRAIN_SPEC)", "train_affinity": "psa/stages/affinity.py (TRAIN_SPEC)",
               "train_seg": "psa/stages/seg.py (TRAIN_SPEC)", "export_cams": "psa/stages/export_cams.py",
               "random_walk": "psa/stages/random_walk.py", "predict_seg": "psa/stages/seg.py (NETWORK)"}
-# the default pipeline's steps (the CPS steps need a labelled split of their own)
-STEPS = [REGISTRY.get(name) for name in REGISTRY.default_steps()]
+STAGE_FILE.update({name: "psa/stages/irn.py" for name in ("irn_labels", "train_irn", "irn_walk")},
+                  irn_instances="psa/stages/irn_instances.py", eval_irn_instances="psa/stages/irn_instances.py")
+# the demo's steps: PSA's and IRN's (the CPS steps need a labelled split of their own)
+STEPS = [REGISTRY.get(name) for name in load_recipe(DEMO).pipeline.steps]
 
 
 def recipe_at(run_dir: Path, *extra: str):

@@ -395,6 +395,11 @@ class IrnConfig:
     sem_bg_threshold: float = 0.25  # background plane of the walked, max-normalised scores
     split: str = ""  # "" = data.train_split and data.eval_split
     dense_crf: bool = False  # also write pseudo masks refined by the dense CRF (crf section)
+    # instance masks (step/make_ins_seg_labels.py)
+    centroid_steps: int = 300  # steps along the displacement field to each pixel's centroid
+    centroid_threshold: float = 2.5  # |displacement| below this: a candidate centroid region
+    ins_bg_threshold: float = 0.25  # background plane of the walked instance scores
+    min_instance_area: float = 0.01  # segments smaller than this share of the image score 0
 
     def check(self, key: str) -> None:
         _check_crop(self.crop_size, f"{key}.crop_size")
@@ -407,6 +412,10 @@ class IrnConfig:
         require(self.logt >= 0, f"{key}.logt", f"must be >= 0, got {self.logt}")
         require(self.beta > 0, f"{key}.beta", "must be > 0")
         require(0 < self.sem_bg_threshold < 1, f"{key}.sem_bg_threshold", "must be in (0, 1)")
+        require(0 < self.ins_bg_threshold < 1, f"{key}.ins_bg_threshold", "must be in (0, 1)")
+        require(self.centroid_steps >= 1, f"{key}.centroid_steps", "must be >= 1")
+        require(self.centroid_threshold > 0, f"{key}.centroid_threshold", "must be > 0")
+        require(0 <= self.min_instance_area < 1, f"{key}.min_instance_area", "must be in [0, 1)")
 
 
 @dataclass

@@ -9,6 +9,7 @@ use 255 for "void / ignore". Every problem with the files on disk surfaces as a 
 from __future__ import annotations
 
 import os
+from dataclasses import dataclass
 from pathlib import Path, PurePosixPath, PureWindowsPath
 from typing import Iterable, Optional, Sequence
 
@@ -19,6 +20,23 @@ from ..constants import IGNORE_INDEX
 from ..errors import PsaError
 
 IMAGE_EXTENSIONS = (".jpg", ".jpeg", ".png", ".bmp", ".ppm", ".tif", ".tiff", ".webp")
+
+
+@dataclass
+class InstanceMasks:
+    """The object instances of one image."""
+
+    masks: np.ndarray  # bool N×H×W
+    labels: np.ndarray  # int64 N: class index (1..K-1) of each
+
+
+def instances_from_ids(ids: np.ndarray, classes: np.ndarray) -> InstanceMasks:
+    """An instance-id map (0 background, 255 void, k = instance k) and a class map → masks,
+    each instance's class being the most frequent class under it."""
+    found = [k for k in np.unique(ids) if k not in (0, IGNORE_INDEX)]
+    masks = np.stack([ids == k for k in found]) if found else np.zeros((0, *ids.shape), dtype=bool)
+    labels = [np.bincount(classes[m][classes[m] != IGNORE_INDEX], minlength=1).argmax() for m in masks]
+    return InstanceMasks(masks, np.asarray(labels, dtype=np.int64))
 
 
 class SegmentationSource:
@@ -47,6 +65,14 @@ class SegmentationSource:
     def load_mask(self, index: int) -> np.ndarray:
         """uint8 H×W with values in 0..num_classes-1 or 255."""
         raise PsaError(f"{type(self).__name__} has no ground-truth masks (image {self.ids[index]})")
+
+    @property
+    def has_instances(self) -> bool:
+        """Ground-truth object instances for every image (VOC's SegmentationObject/)."""
+        return False
+
+    def load_instances(self, index: int) -> InstanceMasks:
+        raise PsaError(f"{type(self).__name__} has no ground-truth instances (image {self.ids[index]})")
 
     def image_labels(self, index: int) -> np.ndarray:
         """Sorted unique int64 foreground class ids (1..num_classes-1); never empty."""

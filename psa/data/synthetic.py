@@ -28,7 +28,7 @@ from PIL import Image, ImageDraw
 
 from ..errors import PsaError
 from ..io import atomic_write_text, atomic_write_with, save_label_png
-from .base import SegmentationSource, check_classes
+from .base import InstanceMasks, SegmentationSource, check_classes, instances_from_ids
 
 # name, RGB, shape. Colour and shape both identify the class.
 EMBLEMS = (
@@ -319,6 +319,14 @@ class SyntheticSource(SegmentationSource):
     def image_labels(self, index: int) -> np.ndarray:
         return np.unique(np.asarray(self.sample(index).classes, dtype=np.int64))
 
+    @property
+    def has_instances(self) -> bool:
+        return True
+
+    def load_instances(self, index: int) -> InstanceMasks:
+        sample = self.sample(index)
+        return instances_from_ids(sample.instances, sample.mask)
+
     def image_size(self, index: int) -> tuple[int, int]:
         return self.size, self.size
 
@@ -338,6 +346,12 @@ def materialize_voc(source: SegmentationSource, root: str | os.PathLike,
                           lambda buf, im=image: im.save(buf, format="JPEG", quality=95, subsampling=0))
         if source.has_masks:
             save_label_png(root / "SegmentationClass" / f"{image_id}.png", source.load_mask(index))
+        if source.has_instances:  # VOC's instance layout: pixel = instance k (1-based), 0 background
+            instances = source.load_instances(index)
+            ids = np.zeros(instances.masks.shape[1:], dtype=np.uint8)
+            for k, mask in enumerate(instances.masks, 1):
+                ids[mask] = k
+            save_label_png(root / "SegmentationObject" / f"{image_id}.png", ids)
     atomic_write_text(root / "classes.txt", "\n".join(source.classes) + "\n")
     _merge_label_file(root / "image_labels.txt",
                       {image_id: source.image_labels(i) for i, image_id in enumerate(source.ids)})

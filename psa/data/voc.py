@@ -26,11 +26,13 @@ from ..constants import VOC_CLASSES
 from ..errors import PsaError
 from .base import (
     IMAGE_EXTENSIONS,
+    InstanceMasks,
     SegmentationSource,
     check_classes,
     check_id,
     check_root,
     finish_labels,
+    instances_from_ids,
     labels_from_mask,
     read_classes_file,
     read_mask,
@@ -39,6 +41,7 @@ from .base import (
 )
 
 MASK_FOLDERS = ("SegmentationClass", "SegmentationClassAug")
+INSTANCE_FOLDER = "SegmentationObject"  # pixel = instance k of the image, 0 background, 255 void
 
 
 def resolve_list_file(root: Path, split: str, folder: str, key: str) -> Path:
@@ -143,6 +146,17 @@ class VocSource(SegmentationSource):
                            + ", ".join(f"{f}/{image_id}.png" for f in MASK_FOLDERS)
                            + f" exists in {self.root}")
         return read_mask(path, self.num_classes, self.image_size(index))
+
+    @property
+    def has_instances(self) -> bool:
+        """True when every image has a mask and an instance map (SegmentationObject/<id>.png)."""
+        return self.has_masks and all((self.root / INSTANCE_FOLDER / f"{i}.png").is_file() for i in self.ids)
+
+    def load_instances(self, index: int) -> InstanceMasks:
+        path = self.root / INSTANCE_FOLDER / f"{self.ids[index]}.png"
+        if not path.is_file():
+            raise PsaError(f"no instance map for image {self.ids[index]}: {path} does not exist")
+        return instances_from_ids(read_mask(path, None, self.image_size(index)), self.load_mask(index))
 
     def image_labels(self, index: int) -> np.ndarray:
         cached = self._label_cache.get(index)

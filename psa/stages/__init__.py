@@ -4,4 +4,4 @@ A per-image step shards its list across Accelerate processes, writes every file 
 and skips images whose outputs already exist and still match the recipe."""
 
 # each module registers its steps; their order here is the pipeline's
-from . import cam, affinity, irn, seg, cps  # noqa: F401,E402
+from . import cam, affinity, irn, irn_instances, seg, cps  # noqa: F401,E402

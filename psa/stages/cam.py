@@ -30,5 +30,5 @@ register(training_step("train_cam", "cam", build_cam_task, TRAIN_SPEC))
 register(Step(export_cams.NAME, export_cams.SPEC, export_cams.export_cams, task="cam"))
 register(evaluation_step("eval_cam", CAMS, task="cam", rows=(
     SummaryRow("CAM (bg threshold from recipe)", "CAM"),
-    SummaryRow("CAM (best bg threshold of the sweep)", "CAM best bg", key="best_sweep_miou"),
+    SummaryRow("CAM (best bg threshold of the sweep)", "CAM best bg", key="best_sweep_miou", name="best"),
 )))

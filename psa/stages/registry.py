@@ -28,10 +28,11 @@ class SummaryRow:
     label: str  # in the pipeline's table: "CAM + random walk"
     title: str  # its short column title in a sweep's table: "RW"
     key: str = "miou"  # the metric in metrics.json
+    name: str = ""  # its column's suffix for another metric than miou (default: the key)
 
     def column(self, step: str) -> str:
-        """Its column in sweep.csv / sweep.json: the step's name, or step_<key> for a second metric."""
-        return step if self.key == "miou" else f"{step}_{self.key.split('_')[0]}"
+        """Its column in sweep.csv / sweep.json: the step's name, or step_<name> for another metric."""
+        return step if self.key == "miou" else f"{step}_{self.name or self.key}"
 
 
 @dataclass(frozen=True)
