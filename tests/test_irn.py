@@ -354,3 +354,37 @@ def test_synthetic_instances_round_trip_through_the_voc_layout(tmp_path):
         np.testing.assert_array_equal(ours.masks, theirs.masks)
         np.testing.assert_array_equal(ours.labels, theirs.labels)
         np.testing.assert_array_equal(np.sort(np.unique(ours.labels)), source.image_labels(index))
+
+
+@pytest.mark.slow
+def test_two_processes_train_irn_like_one_on_the_same_global_batch(tiny_recipe, tmp_path):
+    """gloo DDP on 2 CPU processes against 1 process, same global batch of 8: the same losses
+    and weights up to float reduction order (IRN's MeanShift statistics, running means of
+    each process's own batches, are left out: they only shift the displacement at inference)."""
+    import json
+
+    from conftest import ROOT, TINY_OVERRIDES
+    from psa.engine.checkpoints import load_weights
+    from psa.stages.training import train_task
+    from test_distributed import launch
+
+    same = (*IRN_TINY, "model.freeze_bn=true", "irn.init=imagenet", "irn.train.optimizer=sgd", "irn.train.lr=0.05",
+            "irn.train.momentum=0.9", "irn.train.epochs=2", "run.deterministic=true", "task=irn")
+    single = tiny_recipe(*same, run_dir=tmp_path / "one")
+    _relation_labels_from_gt(single)
+    one = train_task(single, "irn")
+    two_dir = tmp_path / "two"
+    _relation_labels_from_gt(tiny_recipe(*same, run_dir=two_dir))
+    result = launch(ROOT / "tests" / "scripts" / "ddp_train.py", str(ROOT / "recipes" / "demo.yaml"),
+                    *TINY_OVERRIDES, *same, f"run.dir={two_dir}")
+    assert result.returncode == 0, result.stderr[-3000:]
+    two = json.loads((two_dir / "result_of_2.json").read_text())
+    assert one.steps == two["steps"] == 4
+    np.testing.assert_allclose(two["losses"], one.losses, rtol=1e-4)
+    a, _ = load_weights(one.weights, "irn", "resnet10t")
+    b, _ = load_weights(two_dir / "irn" / "model.pt", "irn", "resnet10t")
+    learned = [k for k in a if not k.startswith("backbone.") and "running" not in k and "num_batches" not in k]
+    assert learned
+    differ = max((a[k].float() - b[k].float()).abs().max().item() for k in learned)
+    assert differ < 1e-4, differ
+    assert abs(one.losses[-1] - one.losses[0]) > 1e-3  # the heads did learn: equal weights are not trivial
