@@ -126,6 +126,47 @@ def test_classes_argument_file_and_default(voc):
     assert build_source(data, "cset").classes == override
 
 
+def test_label_file_takes_class_names_and_indices(voc):
+    root, _ = voc
+    (root / "classes.txt").write_text("background\ncat\ndog\nsea lion\n")
+    write_list(root, "named", ["c", "x", "b"])  # b has a mask too: the label file wins
+    (root / "image_labels.txt").write_text("c dog 1\nx cat\nb 3\n")
+    source = VocSource(root, "named")
+    assert [source.image_labels(i).tolist() for i in range(3)] == [[1, 2], [1], [3]]
+    assert source.classes_from == str(root / "classes.txt")
+
+
+@pytest.mark.parametrize("line, message", [
+    ("c cat dgo", r"image_labels.txt:2: unknown class name 'dgo' \(classes from .*classes.txt\); did you mean 'dog'\?$"),
+    ("c background", r"image_labels.txt:2: 'background' is the background \(line 0 of the class list\), "),
+    ("c zebra", r"image_labels.txt:2: unknown class name 'zebra' \(classes from .*classes.txt\)$"),
+])
+def test_a_bad_class_name_is_one_line_naming_file_line_and_name(voc, line, message):
+    root, _ = voc
+    (root / "classes.txt").write_text("background\ncat\ndog\n")
+    (root / "image_labels.txt").write_text(f"a cat\n{line}\n")
+    write_list(root, "named", ["c"])
+    with pytest.raises(PsaError, match=message) as info:
+        VocSource(root, "named").image_labels(0)
+    assert str(root / "image_labels.txt") in str(info.value) and "\n" not in str(info.value)
+
+
+def test_class_list_says_where_the_classes_come_from(voc):
+    from psa.config import SyntheticConfig
+    from psa.data import class_list
+
+    root, _ = voc
+    assert class_list(DataConfig(kind="voc", root=str(root)), "train") == (
+        VOC_CLASSES, f"the 21 VOC classes (no {root / 'classes.txt'})")
+    (root / "classes.txt").write_text("background\ncat\n")
+    assert class_list(DataConfig(kind="voc", root=str(root)), "train") == (
+        ("background", "cat"), str(root / "classes.txt"))
+    assert class_list(DataConfig(kind="voc", root=str(root), classes=["bg", "x"]), "train")[1] == \
+        "recipe key data.classes"
+    synthetic = DataConfig(kind="synthetic", synthetic=SyntheticConfig(num_classes=2))
+    assert class_list(synthetic, "train")[1] == "the synthetic generator (data.synthetic.num_classes=2)"
+
+
 def test_xml_labels_need_known_names(voc):
     root, _ = voc
     path = write_xml(root, "a", [("person", 0), ("unicorn", 0)])

@@ -38,9 +38,22 @@ def load_from_args(args: argparse.Namespace) -> Recipe | None:
 
     REGISTRY.check_recipe(recipe)
     if args.print_config:
-        console.print(dump_recipe(recipe), markup=False, highlight=False)
+        console.print(dump_recipe(recipe) + class_comment(recipe), markup=False, highlight=False, soft_wrap=True)
         return None
     return recipe
+
+
+def class_comment(recipe: Recipe) -> str:
+    """The resolved class list and where it came from, as YAML comments (the output stays a
+    loadable recipe); a data set that cannot be read says why instead."""
+    from ..data import class_list
+
+    try:
+        classes, origin = class_list(recipe.data, recipe.data.train_split)
+    except PsaError as err:
+        return f"# classes: not resolved ({err})\n"
+    names = ", ".join(f"{k} {name}" for k, name in enumerate(classes))
+    return f"# classes ({len(classes)}, index 0 = background), from {origin}:\n#   {names}\n"
 
 
 class RichReporter(Reporter):

@@ -26,6 +26,7 @@ class SegmentationSource:
     layouts define `image_path(index)` and inherit the image loaders below."""
 
     classes: tuple[str, ...] = ("background",)
+    classes_from: str = ""  # where `classes` came from, for messages: "recipe key data.classes", a file
     ids: list[str]
 
     def __len__(self) -> int:

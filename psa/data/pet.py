@@ -79,6 +79,7 @@ class PetSource(SegmentationSource):
         else:
             self.classes = self._breed_classes(rows)
             self._labels = [r[1] for r in rows]
+        self.classes_from = f"the Oxford-IIIT Pet layout (data.label_mode={label_mode})"
         self._has_masks = None
 
     def _breed_classes(self, rows: list[tuple[str, int, int]]) -> tuple[str, ...]:

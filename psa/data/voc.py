@@ -4,7 +4,8 @@
 <root>/JPEGImages/<id>.jpg
 <root>/SegmentationClass/<id>.png      (else SegmentationClassAug/<id>.png)  palette indices
 <root>/Annotations/<id>.xml            optional: image labels from the object names
-<root>/image_labels.txt                optional: "<id> <cls> [<cls> ...]" class indices
+<root>/image_labels.txt                optional: "<id> <cls> [<cls> ...]": class indices (1-based)
+                                       or class names
 <root>/classes.txt                     optional: line k = name of class k (else the VOC 21)
 <root>/ImageSets/Segmentation/<split>.txt
 ```
@@ -15,6 +16,7 @@ Image labels come from the XML (all objects, "difficult" ones included, as the r
 
 from __future__ import annotations
 
+import difflib
 import os
 import xml.etree.ElementTree as ET
 from pathlib import Path
@@ -64,11 +66,11 @@ class VocSource(SegmentationSource):
         self.list_file = resolve_list_file(self.root, split, "ImageSets/Segmentation",
                                            "data.train_split / eval_split / val_split")
         if classes is not None:
-            self.classes = check_classes(classes, "data.classes")
+            self.classes, self.classes_from = check_classes(classes, "data.classes"), "recipe key data.classes"
         elif (self.root / "classes.txt").is_file():
-            self.classes = read_classes_file(self.root / "classes.txt")
+            self.classes, self.classes_from = read_classes_file(self.root / "classes.txt"), str(self.root / "classes.txt")
         else:
-            self.classes = VOC_CLASSES
+            self.classes, self.classes_from = VOC_CLASSES, f"the 21 VOC classes (no {self.root / 'classes.txt'})"
         self._class_index = {name: k for k, name in enumerate(self.classes)}
         self.ids, self._explicit_masks = self._read_list(self.list_file)
         self._label_cache: dict[int, np.ndarray] = {}
@@ -189,13 +191,24 @@ class VocSource(SegmentationSource):
                     tokens = line.split()
                     if not tokens or tokens[0].startswith("#"):
                         continue
-                    try:
-                        values = tuple(int(t) for t in tokens[1:])
-                    except ValueError:
-                        raise PsaError(f"{path}:{number}: class ids must be integers, got "
-                                       f"{line.strip()!r}") from None
                     if tokens[0] in table:
                         raise PsaError(f"{path}:{number}: duplicate image id {tokens[0]!r}")
-                    table[tokens[0]] = values
+                    table[tokens[0]] = tuple(self._label_value(t, f"{path}:{number}") for t in tokens[1:])
             self._label_file = table
         return self._label_file
+
+    def _label_value(self, token: str, where: str) -> int:
+        """A class of image_labels.txt: its index (1..K-1) or its name in the class list."""
+        try:
+            return int(token)
+        except ValueError:
+            pass
+        index = self._class_index.get(token)
+        if index == 0:
+            raise PsaError(f"{where}: {token!r} is the background (line 0 of the class list), "
+                           "not an image label")
+        if index is None:
+            close = difflib.get_close_matches(token, self.classes[1:], n=1, cutoff=0.6)
+            hint = f"; did you mean {close[0]!r}?" if close else ""
+            raise PsaError(f"{where}: unknown class name {token!r} (classes from {self.classes_from}){hint}")
+        return index
