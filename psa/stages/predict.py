@@ -24,7 +24,7 @@ from ..ops.crf import dense_crf
 from ..provenance import StageSpec
 from .common import items_for
 from .per_image import PerImageJob, run_per_image
-from .registry import REGISTRY, Step
+from .registry import REGISTRY, OutputCount, Step
 
 
 @dataclass(frozen=True)
@@ -51,8 +51,9 @@ class Network:
 
 
 def prediction_step(name: str, task: str, network: Network, default: bool = True) -> Step:
+    count = OutputCount(f"predicted masks ({task} network)", lambda r: prediction_done(network.folder(r)))
     return Step(name, network.spec(), lambda recipe, reporter: predict(recipe, network, reporter=reporter),
-                task=task, default=default, predictor=network)
+                task=task, default=default, predictor=network, count=count)
 
 
 @torch.no_grad()
