@@ -26,6 +26,7 @@ from .base import (
     check_classes,
     check_id,
     check_root,
+    content_identity,
     read_mask,
     read_text_lines,
     validate_ids,
@@ -129,3 +130,10 @@ class PetSource(SegmentationSource):
 
     def image_labels(self, index: int) -> np.ndarray:
         return np.array([self._labels[index]], dtype=np.int64)
+
+    def content_identity(self) -> dict[str, str]:
+        """The list file's classes, the trimaps by content, the images by size and mtime."""
+        trimaps = [self.trimap_path(i) for i in range(len(self.ids))]
+        return content_identity(self.ids, [str(label) for label in self._labels],
+                                [t if t.is_file() else None for t in trimaps],
+                                [self.image_path(i) for i in range(len(self.ids))], str(self.list_file))

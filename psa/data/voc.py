@@ -32,6 +32,8 @@ from .base import (
     check_classes,
     check_id,
     check_root,
+    content_identity,
+    file_digest,
     finish_labels,
     labels_from_mask,
     read_classes_file,
@@ -134,6 +136,25 @@ class VocSource(SegmentationSource):
         if self._has_masks is None:
             self._has_masks = all(self.mask_path(i) is not None for i in range(len(self.ids)))
         return self._has_masks
+
+    def content_identity(self) -> dict[str, str]:
+        """The labels as image labels are read (an annotation by its content, an image_labels.txt
+        line by its resolved classes), the masks by content, the images by size and mtime."""
+        table = self._labels_table()
+        labels, masks, sources = [], [], set()
+        for index, image_id in enumerate(self.ids):
+            xml = self.root / "Annotations" / f"{image_id}.xml"
+            if xml.is_file():
+                labels.append(f"xml {file_digest(xml)}")
+                sources.add(str(self.root / "Annotations"))
+            elif image_id in table:
+                labels.append(" ".join(map(str, sorted(set(table[image_id])))))
+                sources.add(str(self.root / "image_labels.txt"))
+            else:
+                labels.append(None)  # from its mask, hashed with the masks
+            masks.append(self.mask_path(index))
+        return content_identity(self.ids, labels, masks, [self.image_path(i) for i in range(len(self.ids))],
+                                " + ".join(sorted(sources)))
 
     # ------------------------------------------------------------------ loaders
 
