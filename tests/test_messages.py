@@ -1,13 +1,18 @@
-"""What the tools leave behind: written files with the umask's permissions."""
+"""What the tools say and leave behind: user errors once (on the main process), written files
+with the umask's permissions."""
 
 from __future__ import annotations
 
 import os
 import stat
+import subprocess
 
 import numpy as np
 import pytest
 
+from conftest import ROOT, tool_command
+from psa.cli.common import run_tool
+from psa.errors import PsaError
 from psa.io import atomic_write_json, save_label_png
 
 
@@ -31,3 +36,48 @@ def test_written_files_follow_the_umask(tmp_path, umask, mask, mode):
     save_label_png(tmp_path / "m.png", np.zeros((4, 4), np.uint8))
     for path in (tmp_path / "a.json", tmp_path / "m.png"):
         assert stat.S_IMODE(path.stat().st_mode) == mode, oct(path.stat().st_mode)
+
+
+def test_a_user_error_is_one_line_on_the_main_process_only(capsys, monkeypatch):
+    def fail():
+        raise PsaError("data root /nowhere does not exist (recipe key data.root)")
+
+    for rank, said in (("0", True), ("1", False)):
+        monkeypatch.setenv("RANK", rank)
+        with pytest.raises(SystemExit) as info:
+            run_tool(fail)
+        assert info.value.code == 2
+        out, err = capsys.readouterr()
+        assert out == ""
+        if said:
+            assert err.splitlines() == ["error: data root /nowhere does not exist (recipe key data.root)"]
+        else:
+            assert err == ""
+
+
+def test_the_tools_say_a_bad_key_once_whatever_the_rank(tmp_path):
+    for rank, lines in (("0", 1), ("1", 0)):
+        done = subprocess.run(tool_command("train", str(ROOT / "recipes" / "demo.yaml"), "cam.train.lrr=1",
+                                           f"run.dir={tmp_path / 'run'}"),
+                              capture_output=True, text=True, timeout=120, cwd=ROOT,
+                              env={**os.environ, "RANK": rank, "WORLD_SIZE": "2"})
+        assert done.returncode == 2
+        said = [line for line in done.stderr.splitlines() if line.strip()]
+        assert len(said) == lines and "Traceback" not in done.stderr, done.stderr
+        if lines:
+            assert said[0].startswith("error: ") and "cam.train.lr" in said[0]
+    assert not (tmp_path / "run").exists()
+
+
+@pytest.mark.slow
+def test_under_accelerate_launch_a_data_error_is_said_once(tmp_path):
+    """Two real processes meet the same missing data root: one line from psa (the launcher then
+    reports the failed processes in its own words, which psa does not control)."""
+    from test_distributed import launch
+
+    done = launch(ROOT / "tools" / "train.py", str(ROOT / "recipes" / "demo.yaml"), "data.kind=voc",
+                  f"data.root={tmp_path / 'nowhere'}", f"run.dir={tmp_path / 'run'}", "task=cam")
+    assert done.returncode != 0
+    ours = [line for line in (done.stdout + done.stderr).splitlines() if line.startswith("error: ")]
+    assert ours == [f"error: data root {tmp_path / 'nowhere'} does not exist or is not a folder (recipe key data.root)"]
+    assert not (tmp_path / "run").exists()

@@ -102,12 +102,16 @@ class RichReporter(Reporter):
 
 
 def run_tool(main: Callable[[], int | None]) -> None:
-    """Run a tool's main; bad input becomes one red line on stderr and exit code 2."""
+    """Run a tool's main; bad input becomes one red line on stderr and exit code 2. Under
+    several processes every one of them meets the same bad input, so only the main process
+    (RANK 0) says it; the others exit with the same code, silently."""
     logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
+    say = is_main_process()
     try:
         code = main()
     except PsaError as err:
-        err_console.print(f"[bold red]error:[/] {err}", highlight=False, markup=True, soft_wrap=True)
+        if say:
+            err_console.print(f"[bold red]error:[/] {err}", highlight=False, markup=True, soft_wrap=True)
         sys.exit(2)
     except Exception as err:
         # StopRequested without importing the trainer (torch) up front: a recipe typo is
@@ -115,10 +119,12 @@ def run_tool(main: Callable[[], int | None]) -> None:
         trainer = sys.modules.get("psa.engine.trainer")
         if trainer is None or not isinstance(err, trainer.StopRequested):
             raise
-        err_console.print(f"[yellow]{err}[/]", highlight=False)
+        if say:
+            err_console.print(f"[yellow]{err}[/]", highlight=False)
         sys.exit(130)
     except KeyboardInterrupt:
-        err_console.print("[yellow]interrupted[/]")
+        if say:
+            err_console.print("[yellow]interrupted[/]")
         sys.exit(130)
     sys.exit(code or 0)
 
