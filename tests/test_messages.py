@@ -1,5 +1,5 @@
 """What the tools say and leave behind: user errors once (on the main process), written files
-with the umask's permissions."""
+with the umask's permissions, plain progress lines with an ETA when stdout is no terminal."""
 
 from __future__ import annotations
 
@@ -11,7 +11,7 @@ import numpy as np
 import pytest
 
 from conftest import ROOT, tool_command
-from psa.cli.common import run_tool
+from psa.cli.common import PlainProgress, RichReporter, run_tool
 from psa.errors import PsaError
 from psa.io import atomic_write_json, save_label_png
 
@@ -81,3 +81,33 @@ def test_under_accelerate_launch_a_data_error_is_said_once(tmp_path):
     ours = [line for line in (done.stdout + done.stderr).splitlines() if line.startswith("error: ")]
     assert ours == [f"error: data root {tmp_path / 'nowhere'} does not exist or is not a folder (recipe key data.root)"]
     assert not (tmp_path / "run").exists()
+
+
+def test_plain_progress_prints_a_line_with_an_eta_every_interval(capsys):
+    now = [0.0]
+    reporter = RichReporter(enabled=True, plain=True, every=30.0, clock=lambda: now[0])
+    reporter.start("train cam", total=100, completed=20)  # resumed at step 20
+    for step in range(21, 101):
+        now[0] += 1.0
+        reporter.update(step, loss=0.5)
+    reporter.finish()
+    lines = capsys.readouterr().out.splitlines()
+    assert lines == [
+        "train cam: 50/100 (50%) loss 0.5, 30s elapsed, ETA 50s",
+        "train cam: 80/100 (80%) loss 0.5, 1m00s elapsed, ETA 20s",
+        "train cam: 100/100 (100%) loss 0.5, 1m20s elapsed",
+    ]
+
+
+def test_plain_progress_is_quiet_between_intervals_and_off_the_main_process(capsys):
+    now = [0.0]
+    progress = PlainProgress("export CAMs", 10, 0, 30.0, lambda: now[0])
+    now[0] = 29.0
+    assert progress.update(5) is None
+    now[0] = 31.0
+    assert progress.update(6) == "export CAMs: 6/10 (60%), 31s elapsed, ETA 21s"
+    quiet = RichReporter(enabled=False, plain=True)
+    quiet.start("x", 3)
+    quiet.update(3)
+    quiet.finish()
+    assert capsys.readouterr().out == ""

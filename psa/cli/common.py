@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import logging
 import sys
+import time
 from typing import Callable
 
 from rich.console import Console
@@ -57,17 +58,25 @@ def class_comment(recipe: Recipe) -> str:
 
 
 class RichReporter(Reporter):
-    """A rich progress bar on the main process; silent elsewhere."""
+    """A rich progress bar on the main process; silent elsewhere. When stdout is not a terminal
+    (a log file, SLURM, CI), plain lines with an ETA instead, one every `every` seconds."""
 
-    def __init__(self, enabled: bool | None = None):
+    def __init__(self, enabled: bool | None = None, plain: bool | None = None, every: float = 30.0,
+                 clock: Callable[[], float] = time.monotonic):
         self.enabled = is_main_process() if enabled is None else enabled
+        self.plain = not console.is_terminal if plain is None else plain
         self.progress: Progress | None = None
         self.task_id = None
+        self.lines: PlainProgress | None = None
+        self.every, self.clock = every, clock
 
     def start(self, description: str, total: int, completed: int = 0) -> None:
         if not self.enabled:
             return
         self.finish()
+        if self.plain:
+            self.lines = PlainProgress(description, total, completed, self.every, self.clock)
+            return
         self.progress = Progress(
             TextColumn("[bold]{task.description}"), BarColumn(), MofNCompleteColumn(),
             TextColumn("{task.fields[info]}"), TimeElapsedColumn(), TimeRemainingColumn(), console=console,
@@ -76,18 +85,27 @@ class RichReporter(Reporter):
         self.task_id = self.progress.add_task(description, total=total, completed=completed, info="")
 
     def update(self, completed: int, **fields) -> None:
+        info = "  ".join(f"{k} {v:.4g}" if isinstance(v, float) else f"{k} {v}" for k, v in fields.items())
+        if self.lines is not None:
+            line = self.lines.update(completed, info)
+            if line:
+                console.print(line, markup=False, highlight=False, soft_wrap=True)
         if self.progress is None:
             return
-        info = "  ".join(f"{k} {v:.4g}" if isinstance(v, float) else f"{k} {v}" for k, v in fields.items())
         self.progress.update(self.task_id, completed=completed, info=info)
 
     def finish(self) -> None:
+        if self.lines is not None:
+            console.print(self.lines.last(), markup=False, highlight=False, soft_wrap=True)
+            self.lines = None
         if self.progress is not None:
             self.progress.stop()
             self.progress = None
 
     def log(self, message: str) -> None:
-        if self.enabled:
+        if self.enabled and self.plain:
+            console.print(f"{time.strftime('%H:%M:%S')} {message}", markup=False, highlight=False, soft_wrap=True)
+        elif self.enabled:
             console.log(message)
 
     def step(self, name: str, event: str, detail: str = "") -> None:
@@ -127,6 +145,45 @@ def run_tool(main: Callable[[], int | None]) -> None:
             err_console.print("[yellow]interrupted[/]")
         sys.exit(130)
     sys.exit(code or 0)
+
+
+class PlainProgress:
+    """Progress as text lines: "train cam: 40/100 (40%) loss 0.31, 1m05s elapsed, ETA 1m38s"."""
+
+    def __init__(self, description: str, total: int, completed: int, every: float, clock: Callable[[], float]):
+        self.description, self.total, self.every, self.clock = description, total, every, clock
+        self.first = self.completed = completed
+        self.info = ""
+        self.started = self.printed = clock()
+
+    def update(self, completed: int, info: str = "") -> str | None:
+        """The line to print when `every` seconds passed since the last one, else None."""
+        self.completed, self.info = completed, info
+        now = self.clock()
+        if now - self.printed < self.every:
+            return None
+        self.printed = now
+        return self.line(now)
+
+    def last(self) -> str:
+        return self.line(self.clock(), done=True)
+
+    def line(self, now: float, done: bool = False) -> str:
+        elapsed = now - self.started
+        share = f" ({100 * self.completed / self.total:.0f}%)" if self.total else ""
+        text = f"{self.description}: {self.completed}/{self.total}{share}" + (f" {self.info}" if self.info else "")
+        text += f", {_duration(elapsed)} elapsed"
+        progress = self.completed - self.first
+        if not done and progress > 0 and self.total:
+            text += f", ETA {_duration(elapsed / progress * max(self.total - self.completed, 0))}"
+        return text
+
+
+def _duration(seconds: float) -> str:
+    seconds = int(round(seconds))
+    hours, rest = divmod(seconds, 3600)
+    minutes, seconds = divmod(rest, 60)
+    return f"{hours}h{minutes:02d}m{seconds:02d}s" if hours else f"{minutes}m{seconds:02d}s" if minutes else f"{seconds}s"
 
 
 def percent(value) -> str:
