@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 
 import numpy as np
@@ -315,3 +316,41 @@ def test_coco_voc_mini():
     gray = val.load_image(gray_index)
     assert gray.shape[2] == 3
     np.testing.assert_array_equal(gray[..., 0], gray[..., 1])
+
+
+def test_content_identity_follows_labels_masks_and_images(voc):
+    """What provenance records of a split's files: a label, a mask or an image that changes
+    changes it; a class written by index instead of name, or a file merely re-read, does not."""
+    root, _ = voc
+    (root / "classes.txt").write_text("\n".join(VOC_CLASSES) + "\n")
+
+    def identity():
+        return VocSource(root, "train").content_identity()
+
+    first = identity()
+    assert set(first) == {"labels", "masks", "images"}
+    assert first["labels"].startswith(f"{root / 'Annotations'} + {root / 'image_labels.txt'}: 2 images, sha256 ")
+    assert first["masks"].startswith("3 masks, ") and first["images"].startswith("3 images by size and mtime, ")
+    assert identity() == first
+    (root / "image_labels.txt").write_text("c bird train\n")  # "c 3 19" by name: the same labels
+    assert identity() == first
+    (root / "image_labels.txt").write_text("c 3 18\n")
+    assert identity()["labels"] != first["labels"] and identity()["masks"] == first["masks"]
+    (root / "image_labels.txt").write_text("c 3 19\n")
+    save_label_png(root / "SegmentationClass" / "b.png", np.zeros((24, 16), np.uint8))
+    assert identity()["masks"] != first["masks"] and identity()["labels"] == first["labels"]
+    image = root / "JPEGImages" / "c.jpg"
+    os.utime(image, ns=(image.stat().st_atime_ns, image.stat().st_mtime_ns + 10**9))
+    assert identity()["images"] != first["images"]
+
+
+def test_content_identity_of_the_pet_layout(tmp_path):
+    from test_data_pet import write_pet
+    from psa.data import PetSource
+
+    root = tmp_path / "pet"
+    write_pet(root)
+    first = PetSource(root, "trainval").content_identity()
+    assert first["masks"].startswith("3 masks, ") and first["labels"].startswith(str(root / "annotations"))
+    (root / "annotations" / "trimaps" / "Abyssinian_100.png").unlink()
+    assert PetSource(root, "trainval").content_identity()["masks"].startswith("2 masks, ")

@@ -74,17 +74,37 @@ class SegmentationSource:
 _DIGESTS: dict[tuple[str, int, int], str] = {}
 
 
-def file_digest(path: Path) -> str:
+def file_digest(path: str | os.PathLike) -> str:
     """sha256 of a small file (a mask, an annotation), cached by size and mtime."""
-    stat = path.stat()
-    key = (str(path), stat.st_size, stat.st_mtime_ns)
+    path = os.fspath(path)
+    stat = os.stat(path)
+    key = (path, stat.st_size, stat.st_mtime_ns)
     if key not in _DIGESTS:
-        _DIGESTS[key] = hashlib.sha256(path.read_bytes()).hexdigest()
+        with open(path, "rb") as handle:
+            _DIGESTS[key] = hashlib.sha256(handle.read()).hexdigest()
     return _DIGESTS[key]
 
 
-def content_identity(ids: Sequence[str], labels: Sequence[Optional[str]], masks: Sequence[Optional[Path]],
-                     images: Sequence[Path], label_files: str) -> dict[str, str]:
+class FolderIndex:
+    """The names in a folder, listed once: finding a split's files costs one listing, not a
+    stat per candidate name (ids with a '/' are looked up one by one)."""
+
+    def __init__(self, folder: Path):
+        self.folder = folder
+        try:
+            self.names = set(os.listdir(folder))
+        except OSError:
+            self.names = set()
+
+    def find(self, name: str) -> Optional[str]:
+        path = os.path.join(self.folder, name)
+        if "/" in name or "\\" in name:
+            return path if os.path.isfile(path) else None
+        return path if name in self.names else None
+
+
+def content_identity(ids: Sequence[str], labels: Sequence[Optional[str]], masks: Sequence[Optional[str]],
+                     images: Sequence[Optional[str]], label_files: str) -> dict[str, str]:
     """Per split: the image labels (`labels[i]`: a text standing for image i's labels, None
     when they come from its mask) and the masks by content, the images by size and mtime
     (hashing every photo would cost a full read of the data set on each check). Each value
@@ -99,10 +119,11 @@ def content_identity(ids: Sequence[str], labels: Sequence[Optional[str]], masks:
             mask_hash.update(f"{image_id}\t{file_digest(mask)}\n".encode("utf-8"))
             with_masks += 1
         try:
-            stat = image.stat()
-            image_hash.update(f"{image_id}\t{stat.st_size}\t{stat.st_mtime_ns}\n".encode("utf-8"))
+            stat = os.stat(image) if image is not None else None
         except OSError:
-            image_hash.update(f"{image_id}\tmissing\n".encode("utf-8"))
+            stat = None
+        image_hash.update((f"{image_id}\t{stat.st_size}\t{stat.st_mtime_ns}\n" if stat else
+                           f"{image_id}\tmissing\n").encode("utf-8"))
     identity = {"images": f"{len(ids)} images by size and mtime, sha256 {image_hash.hexdigest()[:12]}"}
     if labelled:
         identity["labels"] = f"{label_files}: {labelled} images, sha256 {label_hash.hexdigest()[:12]}"

@@ -22,6 +22,7 @@ import numpy as np
 from ..constants import IGNORE_INDEX
 from ..errors import PsaError
 from .base import (
+    FolderIndex,
     SegmentationSource,
     check_classes,
     check_id,
@@ -133,7 +134,7 @@ class PetSource(SegmentationSource):
 
     def content_identity(self) -> dict[str, str]:
         """The list file's classes, the trimaps by content, the images by size and mtime."""
-        trimaps = [self.trimap_path(i) for i in range(len(self.ids))]
+        trimaps, images = FolderIndex(self.root / "annotations" / "trimaps"), FolderIndex(self.root / "images")
         return content_identity(self.ids, [str(label) for label in self._labels],
-                                [t if t.is_file() else None for t in trimaps],
-                                [self.image_path(i) for i in range(len(self.ids))], str(self.list_file))
+                                [trimaps.find(f"{image_id}.png") for image_id in self.ids],
+                                [images.find(f"{image_id}.jpg") for image_id in self.ids], str(self.list_file))

@@ -28,6 +28,7 @@ from ..constants import VOC_CLASSES
 from ..errors import PsaError
 from .base import (
     IMAGE_EXTENSIONS,
+    FolderIndex,
     SegmentationSource,
     check_classes,
     check_id,
@@ -43,6 +44,7 @@ from .base import (
 )
 
 MASK_FOLDERS = ("SegmentationClass", "SegmentationClassAug")
+IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png", ".JPG", ".JPEG", ".PNG")  # in the order image_path tries them
 
 
 def resolve_list_file(root: Path, split: str, folder: str, key: str) -> Path:
@@ -112,7 +114,7 @@ class VocSource(SegmentationSource):
         path = self.root / "JPEGImages" / f"{image_id}.jpg"
         if path.is_file():
             return path
-        for ext in (".jpeg", ".png", ".JPG", ".JPEG", ".PNG"):
+        for ext in IMAGE_SUFFIXES[1:]:
             other = path.with_name(image_id + ext)
             if other.is_file():
                 return other
@@ -139,12 +141,16 @@ class VocSource(SegmentationSource):
 
     def content_identity(self) -> dict[str, str]:
         """The labels as image labels are read (an annotation by its content, an image_labels.txt
-        line by its resolved classes), the masks by content, the images by size and mtime."""
+        line by its resolved classes), the masks by content, the images by size and mtime; each
+        file found as image_path / mask_path find it, from one listing per folder."""
         table = self._labels_table()
-        labels, masks, sources = [], [], set()
-        for index, image_id in enumerate(self.ids):
-            xml = self.root / "Annotations" / f"{image_id}.xml"
-            if xml.is_file():
+        annotations = FolderIndex(self.root / "Annotations")
+        mask_folders = [FolderIndex(self.root / folder) for folder in MASK_FOLDERS]
+        photos = FolderIndex(self.root / "JPEGImages")
+        labels, masks, images, sources = [], [], [], set()
+        for image_id in self.ids:
+            xml = annotations.find(f"{image_id}.xml")
+            if xml is not None:
                 labels.append(f"xml {file_digest(xml)}")
                 sources.add(str(self.root / "Annotations"))
             elif image_id in table:
@@ -152,9 +158,13 @@ class VocSource(SegmentationSource):
                 sources.add(str(self.root / "image_labels.txt"))
             else:
                 labels.append(None)  # from its mask, hashed with the masks
-            masks.append(self.mask_path(index))
-        return content_identity(self.ids, labels, masks, [self.image_path(i) for i in range(len(self.ids))],
-                                " + ".join(sorted(sources)))
+            explicit = self._explicit_masks.get(image_id)
+            if explicit is not None and explicit.is_file():
+                masks.append(str(explicit))
+            else:
+                masks.append(next((m for f in mask_folders if (m := f.find(f"{image_id}.png")) is not None), None))
+            images.append(next((p for ext in IMAGE_SUFFIXES if (p := photos.find(image_id + ext)) is not None), None))
+        return content_identity(self.ids, labels, masks, images, " + ".join(sorted(sources)))
 
     # ------------------------------------------------------------------ loaders
 
