@@ -138,7 +138,8 @@ def test_label_file_takes_class_names_and_indices(voc):
 
 
 @pytest.mark.parametrize("line, message", [
-    ("c cat dgo", r"image_labels.txt:2: unknown class name 'dgo' \(classes from .*classes.txt\); did you mean 'dog'\?$"),
+    ("c cat dgo",
+     r"image_labels.txt:2: unknown class name 'dgo' \(classes from .*classes.txt\); did you mean 'dog'\?$"),
     ("c background", r"image_labels.txt:2: 'background' is the background \(line 0 of the class list\), "),
     ("c zebra", r"image_labels.txt:2: unknown class name 'zebra' \(classes from .*classes.txt\)$"),
 ])

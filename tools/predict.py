@@ -37,8 +37,9 @@ def main() -> int:
     if is_main_process():
         console.print(key_value_table("prediction", [*summary.items(), ("failed", len(failed))]))
     if failed:
-        listed = "; ".join(failed.values()) if len(failed) <= 3 else \
-            "; ".join(list(failed.values())[:3]) + f"; and {len(failed) - 3} more (see {summary['folder']}/predict_done.json)"
+        listed = "; ".join(list(failed.values())[:3])
+        if len(failed) > 3:
+            listed += f"; and {len(failed) - 3} more (see {summary['folder']}/predict_done.json)"
         raise PsaError(f"{len(failed)} of {summary['images']} images could not be read and were skipped "
                        f"(the others are in {summary['folder']}): {listed}")
     return 0

@@ -52,9 +52,9 @@ def class_comment(recipe: Recipe) -> str:
     try:
         classes, origin = class_list(recipe.data, recipe.data.train_split)
     except PsaError as err:
-        return f"# classes: not resolved ({err})\n"
+        return f"# classes: not resolved ({err})"
     names = ", ".join(f"{k} {name}" for k, name in enumerate(classes))
-    return f"# classes ({len(classes)}, index 0 = background), from {origin}:\n#   {names}\n"
+    return f"# classes ({len(classes)}, index 0 = background), from {origin}:\n#   {names}"
 
 
 class RichReporter(Reporter):
@@ -183,7 +183,9 @@ def _duration(seconds: float) -> str:
     seconds = int(round(seconds))
     hours, rest = divmod(seconds, 3600)
     minutes, seconds = divmod(rest, 60)
-    return f"{hours}h{minutes:02d}m{seconds:02d}s" if hours else f"{minutes}m{seconds:02d}s" if minutes else f"{seconds}s"
+    if hours:
+        return f"{hours}h{minutes:02d}m{seconds:02d}s"
+    return f"{minutes}m{seconds:02d}s" if minutes else f"{seconds}s"
 
 
 def percent(value) -> str:

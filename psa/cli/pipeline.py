@@ -18,7 +18,7 @@ def summary_table(rows: dict, recipe: Recipe) -> Table:
     table.add_column("mIoU %", justify="right")
     for label, row in rows.items():
         if "outputs" in row:
-            table.add_row(label, row["split"], str(row["outputs"]), "[dim]no masks to score[/]")
+            table.add_row(label, row["split"], str(row["outputs"]), "[dim]not scored[/]")
         else:
             table.add_row(label, row["split"], str(row["images"]), percent(row["miou"]))
     if not rows:

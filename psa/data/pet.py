@@ -137,4 +137,5 @@ class PetSource(SegmentationSource):
         trimaps, images = FolderIndex(self.root / "annotations" / "trimaps"), FolderIndex(self.root / "images")
         return content_identity(self.ids, [str(label) for label in self._labels],
                                 [trimaps.find(f"{image_id}.png") for image_id in self.ids],
-                                [images.find(f"{image_id}.jpg") for image_id in self.ids], str(self.list_file))
+                                [images.find(f"{image_id}.jpg") for image_id in self.ids],
+                                str(self.list_file.resolve()))

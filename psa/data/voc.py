@@ -72,7 +72,8 @@ class VocSource(SegmentationSource):
         if classes is not None:
             self.classes, self.classes_from = check_classes(classes, "data.classes"), "recipe key data.classes"
         elif (self.root / "classes.txt").is_file():
-            self.classes, self.classes_from = read_classes_file(self.root / "classes.txt"), str(self.root / "classes.txt")
+            self.classes = read_classes_file(self.root / "classes.txt")
+            self.classes_from = str(self.root / "classes.txt")
         else:
             self.classes, self.classes_from = VOC_CLASSES, f"the 21 VOC classes (no {self.root / 'classes.txt'})"
         self._class_index = {name: k for k, name in enumerate(self.classes)}
@@ -152,10 +153,10 @@ class VocSource(SegmentationSource):
             xml = annotations.find(f"{image_id}.xml")
             if xml is not None:
                 labels.append(f"xml {file_digest(xml)}")
-                sources.add(str(self.root / "Annotations"))
+                sources.add(str((self.root / "Annotations").resolve()))
             elif image_id in table:
                 labels.append(" ".join(map(str, sorted(set(table[image_id])))))
-                sources.add(str(self.root / "image_labels.txt"))
+                sources.add(str((self.root / "image_labels.txt").resolve()))
             else:
                 labels.append(None)  # from its mask, hashed with the masks
             explicit = self._explicit_masks.get(image_id)
