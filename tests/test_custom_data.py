@@ -125,7 +125,8 @@ def test_the_guide_runs_a_mask_free_data_set_and_predicts_a_folder(guide, tmp_pa
     for image_id in ("syn_val_00000", "syn_val_00001", "syn_val_00002"):
         shutil.copy(root / "JPEGImages" / f"{image_id}.jpg", photos / f"{image_id}.jpg")
     (photos / "broken.jpg").write_bytes((root / "JPEGImages" / "syn_val_00003.jpg").read_bytes()[:200])
-    done = run_tool("predict", str(DEMO), *args, "--images", str(photos), "--out", str(out), "--overlay")
+    done = run_tool("predict", str(DEMO), *args, "--images", str(photos), "--out", str(out), "--overlay",
+                    "--probabilities")
     assert done.returncode == 2, done.stderr
     lines = [line for line in done.stderr.splitlines() if line.strip()]
     assert len(lines) == 1 and "Traceback" not in done.stderr, done.stderr
@@ -137,6 +138,11 @@ def test_the_guide_runs_a_mask_free_data_set_and_predicts_a_folder(guide, tmp_pa
     shares = json.loads((out / "classes" / "syn_val_00000.json").read_text())
     assert sum(c["share"] for c in shares["classes"]) == pytest.approx(1.0, abs=1e-4)
     assert {c["name"] for c in shares["classes"]} <= set(CLASSES)
+    with np.load(out / "probabilities" / "syn_val_00000.npz") as saved:
+        assert saved["probabilities"].shape == (5, 48, 48) and saved["probabilities"].dtype == np.float16
+        assert saved["classes"].tolist() == CLASSES
+        assert (saved["probabilities"].astype(np.float32).argmax(0) ==
+                np.asarray(Image.open(out / "syn_val_00000.png"))).mean() > 0.99
     # the records are inside OUT: nothing was written beside it
     assert sorted(p.name for p in tmp_path.iterdir()) == ["masks", "photos"]
     assert read_record(out / "predict.provenance.json")["complete"] is False  # a rerun retries broken.jpg
