@@ -157,9 +157,15 @@ class RunLayout:
 
 
 def prediction_record(folder: Path) -> Path:
-    """The record of a folder of predictions, beside it (the folder holds only label maps)."""
-    return folder.parent / f"{folder.name}.provenance.json"
+    """The record of a folder of predictions, inside it: `--out OUT` then writes nothing beside OUT."""
+    return folder / "predict.provenance.json"
 
 
 def prediction_done(folder: Path) -> Path:
-    return folder.parent / f"{folder.name}_done.json"
+    return folder / "predict_done.json"
+
+
+def prediction_extras(folder: Path) -> dict[str, Path]:
+    """The optional per-image files of a folder of predictions, one subfolder each (the top
+    folder keeps only the <id>.png label maps and the records)."""
+    return {"classes": folder / "classes", "overlay": folder / "overlay", "probabilities": folder / "probabilities"}

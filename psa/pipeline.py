@@ -11,6 +11,7 @@ from dataclasses import dataclass, field
 from typing import Optional
 
 from .config import Recipe
+from .data import build_source
 from .engine.report import Reporter, is_main_process
 from .errors import PsaError
 from .io import atomic_write_json
@@ -30,6 +31,7 @@ class PlannedStep:
 class PipelineResult:
     ran: list[str] = field(default_factory=list)  # the steps that ran, in order
     skipped: list[str] = field(default_factory=list)  # done already
+    left_out: list[str] = field(default_factory=list)  # evaluations whose split has no ground-truth masks
     summary: dict = field(default_factory=dict)  # the summary table's rows (summary_rows)
 
 
@@ -46,15 +48,41 @@ def selected_steps(recipe: Recipe, until: Optional[str] = None) -> list[Step]:
     return [step for step in steps if names.index(step.name) <= last]
 
 
+def unscorable(recipe: Recipe, steps: list[Step]) -> dict[str, list[str]]:
+    """{split: [evaluation steps]}: the evaluations among `steps` (steps with a `source`)
+    whose split lacks a ground-truth mask for some image. They cannot run, so the plan leaves
+    them out. Only mask file names are looked at, no image."""
+    has_masks: dict[str, bool] = {}
+    found: dict[str, list[str]] = {}
+    for step in steps:
+        if step.source is None:
+            continue
+        for split in step.spec.splits(recipe):
+            if split not in has_masks:
+                has_masks[split] = build_source(recipe.data, split).has_masks
+            if not has_masks[split]:
+                found.setdefault(split, []).append(step.name)
+    return found
+
+
+def left_out_message(found: dict[str, list[str]]) -> str:
+    """One line for the log: which evaluations are left out, and why."""
+    parts = [f"{', '.join(names)} (split {split!r})" for split, names in found.items()]
+    return f"no ground-truth masks to score against, leaving out {'; '.join(parts)}"
+
+
 def plan(recipe: Recipe, until: Optional[str] = None) -> list[PlannedStep]:
     """Which steps are done and which must run, from the records alone (no image is read).
     A step runs when its record is missing, incomplete or made from other inputs; since a
     record holds its upstream records, everything downstream of a change runs, nothing else.
+    Evaluations whose split has no ground-truth masks are left out (`unscorable`).
     Trained weights are never replaced silently: a finished training whose inputs changed
     stops the plan with one line naming the key (before anything runs)."""
     prov = REGISTRY.provenance(recipe)
+    steps = selected_steps(recipe, until)
+    left_out = {name for names in unscorable(recipe, steps).values() for name in names}
     planned = []
-    for step in selected_steps(recipe, until):
+    for step in (step for step in steps if step.name not in left_out):
         expected = prov.expected(step.name)
         path = step.spec.record(recipe)
         if matches(path, expected):
@@ -78,7 +106,12 @@ def run(recipe: Recipe, reporter: Optional[Reporter] = None, until: Optional[str
     reporter = reporter or Reporter()
     REGISTRY.check_recipe(recipe)
     result = PipelineResult()
-    for planned in plan(recipe, until):
+    steps = plan(recipe, until)
+    left_out = unscorable(recipe, selected_steps(recipe, until))
+    if left_out:  # said once, before anything trains
+        reporter.log(left_out_message(left_out))
+        result.left_out = [name for names in left_out.values() for name in names]
+    for planned in steps:
         step = planned.step
         if planned.done:
             reporter.step(step.name, "skip", str(step.output(recipe)))
@@ -104,11 +137,27 @@ def metrics_of(recipe: Recipe, step: Step) -> Optional[dict]:
 
 
 def summary_rows(recipe: Recipe) -> dict:
-    """{row label: {miou, split, images}} of every registered summary row whose step has run."""
+    """{row label: row} in pipeline order: each registered summary row whose step has run,
+    {miou, split, images}; and each per-image step that finished with no evaluation scoring
+    its outputs (no ground-truth masks), {outputs: images covered, split}."""
+    scored = {step.source.step for step in REGISTRY if step.source is not None and metrics_of(recipe, step)}
     rows = {}
-    for step, row in REGISTRY.summary_rows():
-        metrics = metrics_of(recipe, step)
-        if metrics is not None:
-            rows[row.label] = {"miou": metrics.get(row.key), "split": metrics.get("split"),
-                               "images": metrics.get("images")}
+    for step in REGISTRY:
+        for row in step.rows:
+            metrics = metrics_of(recipe, step)
+            if metrics is not None:
+                rows[row.label] = {"miou": metrics.get(row.key), "split": metrics.get("split"),
+                                   "images": metrics.get("images")}
+        if step.count is not None and step.name not in scored:
+            done = _read_json(step.count.done(recipe))
+            if done is not None:
+                rows[step.count.label] = {"outputs": done.get("images"),
+                                          "split": "+".join(dict.fromkeys(step.spec.splits(recipe)))}
     return rows
+
+
+def _read_json(path) -> Optional[dict]:
+    try:
+        return json.loads(path.read_text())
+    except (OSError, ValueError):
+        return None

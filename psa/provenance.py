@@ -4,8 +4,9 @@ A stage declares, next to its code, a `StageSpec`: the recipe keys whose values 
 it writes (`reads`), the keys it reads that do not (`ignores`), the data splits it reads and
 the upstream steps whose outputs it consumes. Its *record* is then a pure function of the
 recipe: those keys' values, the data identity (kind, root, class list, generator settings,
-the ids of each split) and the records of its upstream steps, hashed into a fingerprint.
-Nothing here opens an image file, so checking a finished stage stays cheap.
+the ids of each split, its label files and masks by content, its image files by size and
+modification time) and the records of its upstream steps, hashed into a fingerprint.
+Nothing here decodes an image, so checking a finished stage stays cheap.
 
 The module knows no stage: a `Provenance` is handed the registry's lookup (step name →
 StageSpec) by whoever plans or runs the steps (psa/stages/registry.py).
@@ -122,15 +123,19 @@ class Provenance:
         identity: dict[str, Any] = {}
         for split in splits:
             if split not in self._splits:
-                source = build_source(data, split)  # list files and class names only, never an image
+                # list files, label files and masks, image file sizes and times: never an image
+                source = build_source(data, split)
                 ids = "\n".join(source.ids).encode("utf-8")
                 self._splits[split] = {"classes": list(source.classes),
                                        "ids": f"{len(source.ids)} ids, sha256 {hashlib.sha256(ids).hexdigest()[:12]}",
-                                       "files": source.identity()}
+                                       **source.content_identity()}
+                files = source.identity()
+                if files:  # annotation files by content (COCO's json)
+                    self._splits[split]["files"] = files
             identity.setdefault("data.classes", self._splits[split]["classes"])
-            identity[f"data.ids[{split}]"] = self._splits[split]["ids"]
-            if self._splits[split]["files"]:  # annotation files by content (COCO's json)
-                identity[f"data.files[{split}]"] = self._splits[split]["files"]
+            for name, value in self._splits[split].items():
+                if name != "classes":
+                    identity[f"data.{name}[{split}]"] = value
         if splits:
             identity["data.kind"] = data.kind
             if data.kind in ("voc", "pet", "coco"):
@@ -213,6 +218,8 @@ def _canonical(value: Any) -> str:
 
 def describe(change: tuple[str, Any, Any]) -> str:
     key, old, new = change
+    if key.startswith("data.") and key.endswith("]"):  # a split's files, not a recipe key
+        return f"{key} changed: {_short(old)} then, {_short(new)} now"
     return f"{key} was {_short(old)}, the recipe now says {_short(new)}"
 
 

@@ -126,7 +126,10 @@ def at_dir(recipe: Recipe, run_dir: Path) -> Recipe:
 
 
 def _paths(recipe: Recipe, spec) -> list[Path]:
-    return [spec.record(recipe), *spec.outputs(recipe)]
+    """What a link shares: the record and the outputs (a record inside an output folder goes with it)."""
+    record, outputs = spec.record(recipe), spec.outputs(recipe)
+    inside = any(record != output and record.is_relative_to(output) for output in outputs)
+    return [*([] if inside else [record]), *outputs]
 
 
 def share_finished_steps(point: Recipe, sources: list[Path], steps) -> Iterator[tuple[str, Path]]:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 
 import numpy as np
@@ -124,6 +125,48 @@ def test_classes_argument_file_and_default(voc):
     # build_source passes data.classes through
     data = DataConfig(kind="voc", root=str(root), classes=list(override))
     assert build_source(data, "cset").classes == override
+
+
+def test_label_file_takes_class_names_and_indices(voc):
+    root, _ = voc
+    (root / "classes.txt").write_text("background\ncat\ndog\nsea lion\n")
+    write_list(root, "named", ["c", "x", "b"])  # b has a mask too: the label file wins
+    (root / "image_labels.txt").write_text("c dog 1\nx cat\nb 3\n")
+    source = VocSource(root, "named")
+    assert [source.image_labels(i).tolist() for i in range(3)] == [[1, 2], [1], [3]]
+    assert source.classes_from == str(root / "classes.txt")
+
+
+@pytest.mark.parametrize("line, message", [
+    ("c cat dgo",
+     r"image_labels.txt:2: unknown class name 'dgo' \(classes from .*classes.txt\); did you mean 'dog'\?$"),
+    ("c background", r"image_labels.txt:2: 'background' is the background \(line 0 of the class list\), "),
+    ("c zebra", r"image_labels.txt:2: unknown class name 'zebra' \(classes from .*classes.txt\)$"),
+])
+def test_a_bad_class_name_is_one_line_naming_file_line_and_name(voc, line, message):
+    root, _ = voc
+    (root / "classes.txt").write_text("background\ncat\ndog\n")
+    (root / "image_labels.txt").write_text(f"a cat\n{line}\n")
+    write_list(root, "named", ["c"])
+    with pytest.raises(PsaError, match=message) as info:
+        VocSource(root, "named").image_labels(0)
+    assert str(root / "image_labels.txt") in str(info.value) and "\n" not in str(info.value)
+
+
+def test_class_list_says_where_the_classes_come_from(voc):
+    from psa.config import SyntheticConfig
+    from psa.data import class_list
+
+    root, _ = voc
+    assert class_list(DataConfig(kind="voc", root=str(root)), "train") == (
+        VOC_CLASSES, f"the 21 VOC classes (no {root / 'classes.txt'})")
+    (root / "classes.txt").write_text("background\ncat\n")
+    assert class_list(DataConfig(kind="voc", root=str(root)), "train") == (
+        ("background", "cat"), str(root / "classes.txt"))
+    assert class_list(DataConfig(kind="voc", root=str(root), classes=["bg", "x"]), "train")[1] == \
+        "recipe key data.classes"
+    synthetic = DataConfig(kind="synthetic", synthetic=SyntheticConfig(num_classes=2))
+    assert class_list(synthetic, "train")[1] == "the synthetic generator (data.synthetic.num_classes=2)"
 
 
 def test_xml_labels_need_known_names(voc):
@@ -274,3 +317,41 @@ def test_coco_voc_mini():
     gray = val.load_image(gray_index)
     assert gray.shape[2] == 3
     np.testing.assert_array_equal(gray[..., 0], gray[..., 1])
+
+
+def test_content_identity_follows_labels_masks_and_images(voc):
+    """What provenance records of a split's files: a label, a mask or an image that changes
+    changes it; a class written by index instead of name, or a file merely re-read, does not."""
+    root, _ = voc
+    (root / "classes.txt").write_text("\n".join(VOC_CLASSES) + "\n")
+
+    def identity():
+        return VocSource(root, "train").content_identity()
+
+    first = identity()
+    assert set(first) == {"labels", "masks", "images"}
+    assert first["labels"].startswith(f"{root / 'Annotations'} + {root / 'image_labels.txt'}: 2 images, sha256 ")
+    assert first["masks"].startswith("3 masks, ") and first["images"].startswith("3 images by size and mtime, ")
+    assert identity() == first
+    (root / "image_labels.txt").write_text("c bird train\n")  # "c 3 19" by name: the same labels
+    assert identity() == first
+    (root / "image_labels.txt").write_text("c 3 18\n")
+    assert identity()["labels"] != first["labels"] and identity()["masks"] == first["masks"]
+    (root / "image_labels.txt").write_text("c 3 19\n")
+    save_label_png(root / "SegmentationClass" / "b.png", np.zeros((24, 16), np.uint8))
+    assert identity()["masks"] != first["masks"] and identity()["labels"] == first["labels"]
+    image = root / "JPEGImages" / "c.jpg"
+    os.utime(image, ns=(image.stat().st_atime_ns, image.stat().st_mtime_ns + 10**9))
+    assert identity()["images"] != first["images"]
+
+
+def test_content_identity_of_the_pet_layout(tmp_path):
+    from test_data_pet import write_pet
+    from psa.data import PetSource
+
+    root = tmp_path / "pet"
+    write_pet(root)
+    first = PetSource(root, "trainval").content_identity()
+    assert first["masks"].startswith("3 masks, ") and first["labels"].startswith(str(root / "annotations"))
+    (root / "annotations" / "trimaps" / "Abyssinian_100.png").unlink()
+    assert PetSource(root, "trainval").content_identity()["masks"].startswith("2 masks, ")

@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import logging
 import sys
+import time
 from typing import Callable
 
 from rich.console import Console
@@ -38,23 +39,44 @@ def load_from_args(args: argparse.Namespace) -> Recipe | None:
 
     REGISTRY.check_recipe(recipe)
     if args.print_config:
-        console.print(dump_recipe(recipe), markup=False, highlight=False)
+        console.print(dump_recipe(recipe) + class_comment(recipe), markup=False, highlight=False, soft_wrap=True)
         return None
     return recipe
 
 
-class RichReporter(Reporter):
-    """A rich progress bar on the main process; silent elsewhere."""
+def class_comment(recipe: Recipe) -> str:
+    """The resolved class list and where it came from, as YAML comments (the output stays a
+    loadable recipe); a data set that cannot be read says why instead."""
+    from ..data import class_list
 
-    def __init__(self, enabled: bool | None = None):
+    try:
+        classes, origin = class_list(recipe.data, recipe.data.train_split)
+    except PsaError as err:
+        return f"# classes: not resolved ({err})"
+    names = ", ".join(f"{k} {name}" for k, name in enumerate(classes))
+    return f"# classes ({len(classes)}, index 0 = background), from {origin}:\n#   {names}"
+
+
+class RichReporter(Reporter):
+    """A rich progress bar on the main process; silent elsewhere. When stdout is not a terminal
+    (a log file, SLURM, CI), plain lines with an ETA instead, one every `every` seconds."""
+
+    def __init__(self, enabled: bool | None = None, plain: bool | None = None, every: float = 30.0,
+                 clock: Callable[[], float] = time.monotonic):
         self.enabled = is_main_process() if enabled is None else enabled
+        self.plain = not console.is_terminal if plain is None else plain
         self.progress: Progress | None = None
         self.task_id = None
+        self.lines: PlainProgress | None = None
+        self.every, self.clock = every, clock
 
     def start(self, description: str, total: int, completed: int = 0) -> None:
         if not self.enabled:
             return
         self.finish()
+        if self.plain:
+            self.lines = PlainProgress(description, total, completed, self.every, self.clock)
+            return
         self.progress = Progress(
             TextColumn("[bold]{task.description}"), BarColumn(), MofNCompleteColumn(),
             TextColumn("{task.fields[info]}"), TimeElapsedColumn(), TimeRemainingColumn(), console=console,
@@ -63,18 +85,27 @@ class RichReporter(Reporter):
         self.task_id = self.progress.add_task(description, total=total, completed=completed, info="")
 
     def update(self, completed: int, **fields) -> None:
+        info = "  ".join(f"{k} {v:.4g}" if isinstance(v, float) else f"{k} {v}" for k, v in fields.items())
+        if self.lines is not None:
+            line = self.lines.update(completed, info)
+            if line:
+                console.print(line, markup=False, highlight=False, soft_wrap=True)
         if self.progress is None:
             return
-        info = "  ".join(f"{k} {v:.4g}" if isinstance(v, float) else f"{k} {v}" for k, v in fields.items())
         self.progress.update(self.task_id, completed=completed, info=info)
 
     def finish(self) -> None:
+        if self.lines is not None:
+            console.print(self.lines.last(), markup=False, highlight=False, soft_wrap=True)
+            self.lines = None
         if self.progress is not None:
             self.progress.stop()
             self.progress = None
 
     def log(self, message: str) -> None:
-        if self.enabled:
+        if self.enabled and self.plain:
+            console.print(f"{time.strftime('%H:%M:%S')} {message}", markup=False, highlight=False, soft_wrap=True)
+        elif self.enabled:
             console.log(message)
 
     def step(self, name: str, event: str, detail: str = "") -> None:
@@ -89,12 +120,16 @@ class RichReporter(Reporter):
 
 
 def run_tool(main: Callable[[], int | None]) -> None:
-    """Run a tool's main; bad input becomes one red line on stderr and exit code 2."""
+    """Run a tool's main; bad input becomes one red line on stderr and exit code 2. Under
+    several processes every one of them meets the same bad input, so only the main process
+    (RANK 0) says it; the others exit with the same code, silently."""
     logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
+    say = is_main_process()
     try:
         code = main()
     except PsaError as err:
-        err_console.print(f"[bold red]error:[/] {err}", highlight=False, markup=True, soft_wrap=True)
+        if say:
+            err_console.print(f"[bold red]error:[/] {err}", highlight=False, markup=True, soft_wrap=True)
         sys.exit(2)
     except Exception as err:
         # StopRequested without importing the trainer (torch) up front: a recipe typo is
@@ -102,12 +137,55 @@ def run_tool(main: Callable[[], int | None]) -> None:
         trainer = sys.modules.get("psa.engine.trainer")
         if trainer is None or not isinstance(err, trainer.StopRequested):
             raise
-        err_console.print(f"[yellow]{err}[/]", highlight=False)
+        if say:
+            err_console.print(f"[yellow]{err}[/]", highlight=False)
         sys.exit(130)
     except KeyboardInterrupt:
-        err_console.print("[yellow]interrupted[/]")
+        if say:
+            err_console.print("[yellow]interrupted[/]")
         sys.exit(130)
     sys.exit(code or 0)
+
+
+class PlainProgress:
+    """Progress as text lines: "train cam: 40/100 (40%) loss 0.31, 1m05s elapsed, ETA 1m38s"."""
+
+    def __init__(self, description: str, total: int, completed: int, every: float, clock: Callable[[], float]):
+        self.description, self.total, self.every, self.clock = description, total, every, clock
+        self.first = self.completed = completed
+        self.info = ""
+        self.started = self.printed = clock()
+
+    def update(self, completed: int, info: str = "") -> str | None:
+        """The line to print when `every` seconds passed since the last one, else None."""
+        self.completed, self.info = completed, info
+        now = self.clock()
+        if now - self.printed < self.every:
+            return None
+        self.printed = now
+        return self.line(now)
+
+    def last(self) -> str:
+        return self.line(self.clock(), done=True)
+
+    def line(self, now: float, done: bool = False) -> str:
+        elapsed = now - self.started
+        share = f" ({100 * self.completed / self.total:.0f}%)" if self.total else ""
+        text = f"{self.description}: {self.completed}/{self.total}{share}" + (f" {self.info}" if self.info else "")
+        text += f", {_duration(elapsed)} elapsed"
+        progress = self.completed - self.first
+        if not done and progress > 0 and self.total:
+            text += f", ETA {_duration(elapsed / progress * max(self.total - self.completed, 0))}"
+        return text
+
+
+def _duration(seconds: float) -> str:
+    seconds = int(round(seconds))
+    hours, rest = divmod(seconds, 3600)
+    minutes, seconds = divmod(rest, 60)
+    if hours:
+        return f"{hours}h{minutes:02d}m{seconds:02d}s"
+    return f"{minutes}m{seconds:02d}s" if minutes else f"{seconds}s"
 
 
 def percent(value) -> str:

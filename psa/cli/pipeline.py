@@ -9,10 +9,18 @@ from .common import percent
 
 
 def summary_table(rows: dict, recipe: Recipe) -> Table:
+    """A scored row shows its mIoU; a per-image step nothing scored (no ground-truth masks)
+    shows how many images it covered."""
     table = Table(title=f"psa pipeline — {recipe.run.dir}")
     table.add_column("stage")
     table.add_column("split")
+    table.add_column("images", justify="right")
     table.add_column("mIoU %", justify="right")
     for label, row in rows.items():
-        table.add_row(label, f"{row['split']} ({row['images']})", percent(row["miou"]))
+        if "outputs" in row:
+            table.add_row(label, row["split"], str(row["outputs"]), "[dim]not scored[/]")
+        else:
+            table.add_row(label, row["split"], str(row["images"]), percent(row["miou"]))
+    if not rows:
+        table.add_row("[dim]nothing ran yet[/]", "", "", "")
     return table

@@ -13,7 +13,7 @@ from .synthetic import SyntheticSource, materialize_voc
 from .voc import VocSource
 
 __all__ = ["SegmentationSource", "VocSource", "PetSource", "CocoSource", "SyntheticSource", "build_source",
-           "materialize_voc", "read_rgb", "read_mask", "validate_ids"]
+           "class_list", "materialize_voc", "read_rgb", "read_mask", "validate_ids"]
 
 
 def build_source(data: DataConfig, split: str) -> SegmentationSource:
@@ -23,6 +23,13 @@ def build_source(data: DataConfig, split: str) -> SegmentationSource:
     content depends on the split name, so splits never share images."""
     source = _layout_source(data, split)
     return ResizedSource(source, data.max_size) if data.max_size > 0 else source
+
+
+def class_list(data: DataConfig, split: str) -> tuple[tuple[str, ...], str]:
+    """The class names the recipe's data section resolves to (index 0: the background) and
+    where they come from (the recipe, classes.txt, the layout's default)."""
+    source = _layout_source(data, split)
+    return tuple(source.classes), source.classes_from
 
 
 def _layout_source(data: DataConfig, split: str) -> SegmentationSource:
@@ -36,6 +43,7 @@ def _layout_source(data: DataConfig, split: str) -> SegmentationSource:
                 raise PsaError(f"data.classes has {len(data.classes)} names but the pet layout "
                                f"(label_mode={data.label_mode}) has {len(source.classes)} classes")
             source.classes = check_classes(data.classes, "data.classes")
+            source.classes_from = "recipe key data.classes"
         return source
     if kind == "coco":
         return CocoSource(data.root, split, data.coco, classes=data.classes)

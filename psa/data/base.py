@@ -8,6 +8,7 @@ use 255 for "void / ignore". Every problem with the files on disk surfaces as a 
 
 from __future__ import annotations
 
+import hashlib
 import os
 from dataclasses import dataclass
 from pathlib import Path, PurePosixPath, PureWindowsPath
@@ -44,6 +45,7 @@ class SegmentationSource:
     layouts define `image_path(index)` and inherit the image loaders below."""
 
     classes: tuple[str, ...] = ("background",)
+    classes_from: str = ""  # where `classes` came from, for messages: "recipe key data.classes", a file
     ids: list[str]
 
     def __len__(self) -> int:
@@ -87,8 +89,78 @@ class SegmentationSource:
         fingerprints of annotation files whose content the ids alone do not pin down."""
         return {}
 
+    def content_identity(self) -> dict[str, str]:
+        """What the split's files hold, for provenance records ({"labels": ..., "masks": ...,
+        "images": ...}), without decoding an image. Generated sources have no files: {}."""
+        return {}
+
     def __repr__(self) -> str:
         return f"{type(self).__name__}({len(self)} images, {self.num_classes} classes)"
+
+
+# ----------------------------------------------------------------------------- content identity
+
+# (path, size, mtime) -> sha256 of the file: a mask or label file is hashed once per process
+# while it is unchanged, so checking a finished stage costs a stat per file, not a read
+_DIGESTS: dict[tuple[str, int, int], str] = {}
+
+
+def file_digest(path: str | os.PathLike) -> str:
+    """sha256 of a small file (a mask, an annotation), cached by size and mtime."""
+    path = os.fspath(path)
+    stat = os.stat(path)
+    key = (path, stat.st_size, stat.st_mtime_ns)
+    if key not in _DIGESTS:
+        with open(path, "rb") as handle:
+            _DIGESTS[key] = hashlib.sha256(handle.read()).hexdigest()
+    return _DIGESTS[key]
+
+
+class FolderIndex:
+    """The names in a folder, listed once: finding a split's files costs one listing, not a
+    stat per candidate name (ids with a '/' are looked up one by one)."""
+
+    def __init__(self, folder: Path):
+        self.folder = folder
+        try:
+            self.names = set(os.listdir(folder))
+        except OSError:
+            self.names = set()
+
+    def find(self, name: str) -> Optional[str]:
+        path = os.path.join(self.folder, name)
+        if "/" in name or "\\" in name:
+            return path if os.path.isfile(path) else None
+        return path if name in self.names else None
+
+
+def content_identity(ids: Sequence[str], labels: Sequence[Optional[str]], masks: Sequence[Optional[str]],
+                     images: Sequence[Optional[str]], label_files: str) -> dict[str, str]:
+    """Per split: the image labels (`labels[i]`: a text standing for image i's labels, None
+    when they come from its mask) and the masks by content, the images by size and mtime
+    (hashing every photo would cost a full read of the data set on each check). Each value
+    names where it comes from, so a changed record says which file changed."""
+    label_hash, mask_hash, image_hash = hashlib.sha256(), hashlib.sha256(), hashlib.sha256()
+    labelled = with_masks = 0
+    for image_id, label, mask, image in zip(ids, labels, masks, images):
+        if label is not None:
+            label_hash.update(f"{image_id}\t{label}\n".encode("utf-8"))
+            labelled += 1
+        if mask is not None:
+            mask_hash.update(f"{image_id}\t{file_digest(mask)}\n".encode("utf-8"))
+            with_masks += 1
+        try:
+            stat = os.stat(image) if image is not None else None
+        except OSError:
+            stat = None
+        image_hash.update((f"{image_id}\t{stat.st_size}\t{stat.st_mtime_ns}\n" if stat else
+                           f"{image_id}\tmissing\n").encode("utf-8"))
+    identity = {"images": f"{len(ids)} images by size and mtime, sha256 {image_hash.hexdigest()[:12]}"}
+    if labelled:
+        identity["labels"] = f"{label_files}: {labelled} images, sha256 {label_hash.hexdigest()[:12]}"
+    if with_masks:
+        identity["masks"] = f"{with_masks} masks, sha256 {mask_hash.hexdigest()[:12]}"
+    return identity
 
 
 # ----------------------------------------------------------------------------- readers

@@ -22,10 +22,12 @@ import numpy as np
 from ..constants import IGNORE_INDEX
 from ..errors import PsaError
 from .base import (
+    FolderIndex,
     SegmentationSource,
     check_classes,
     check_id,
     check_root,
+    content_identity,
     read_mask,
     read_text_lines,
     validate_ids,
@@ -79,6 +81,7 @@ class PetSource(SegmentationSource):
         else:
             self.classes = self._breed_classes(rows)
             self._labels = [r[1] for r in rows]
+        self.classes_from = f"the Oxford-IIIT Pet layout (data.label_mode={label_mode})"
         self._has_masks = None
 
     def _breed_classes(self, rows: list[tuple[str, int, int]]) -> tuple[str, ...]:
@@ -128,3 +131,11 @@ class PetSource(SegmentationSource):
 
     def image_labels(self, index: int) -> np.ndarray:
         return np.array([self._labels[index]], dtype=np.int64)
+
+    def content_identity(self) -> dict[str, str]:
+        """The list file's classes, the trimaps by content, the images by size and mtime."""
+        trimaps, images = FolderIndex(self.root / "annotations" / "trimaps"), FolderIndex(self.root / "images")
+        return content_identity(self.ids, [str(label) for label in self._labels],
+                                [trimaps.find(f"{image_id}.png") for image_id in self.ids],
+                                [images.find(f"{image_id}.jpg") for image_id in self.ids],
+                                str(self.list_file.resolve()))

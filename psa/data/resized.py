@@ -25,6 +25,7 @@ class ResizedSource(SegmentationSource):
         self.inner = inner
         self.max_size = max_size
         self.classes = inner.classes
+        self.classes_from = inner.classes_from
         self.ids = inner.ids
 
     def __getattr__(self, name: str):  # image_path, mask_path, ... of the wrapped layout
@@ -56,6 +57,9 @@ class ResizedSource(SegmentationSource):
 
     def image_labels(self, index: int) -> np.ndarray:
         return self.inner.image_labels(index)
+
+    def content_identity(self) -> dict[str, str]:
+        return self.inner.content_identity()
 
     def __repr__(self) -> str:
         return f"{self.inner!r} (long side <= {self.max_size})"

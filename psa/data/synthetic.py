@@ -290,8 +290,10 @@ class SyntheticSource(SegmentationSource):
                 raise PsaError(f"data.classes has {len(classes)} names but the synthetic data set has "
                                f"{len(default)} classes (background + {num_classes})")
             self.classes = check_classes(classes, "data.classes")
+            self.classes_from = "recipe key data.classes"
         else:
             self.classes = default
+            self.classes_from = f"the synthetic generator (data.synthetic.num_classes={num_classes})"
         tag = "".join(ch if ch.isalnum() or ch in "-_" else "_" for ch in self.split)
         self.ids = [f"syn_{tag}_{i:05d}" for i in range(self.num_images)]
         self._last: Optional[tuple[int, SyntheticSample]] = None

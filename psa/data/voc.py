@@ -4,7 +4,8 @@
 <root>/JPEGImages/<id>.jpg
 <root>/SegmentationClass/<id>.png      (else SegmentationClassAug/<id>.png)  palette indices
 <root>/Annotations/<id>.xml            optional: image labels from the object names
-<root>/image_labels.txt                optional: "<id> <cls> [<cls> ...]" class indices
+<root>/image_labels.txt                optional: "<id> <cls> [<cls> ...]": class indices (1-based)
+                                       or class names
 <root>/classes.txt                     optional: line k = name of class k (else the VOC 21)
 <root>/ImageSets/Segmentation/<split>.txt
 ```
@@ -15,6 +16,7 @@ Image labels come from the XML (all objects, "difficult" ones included, as the r
 
 from __future__ import annotations
 
+import difflib
 import os
 import xml.etree.ElementTree as ET
 from pathlib import Path
@@ -26,11 +28,14 @@ from ..constants import VOC_CLASSES
 from ..errors import PsaError
 from .base import (
     IMAGE_EXTENSIONS,
+    FolderIndex,
     InstanceMasks,
     SegmentationSource,
     check_classes,
     check_id,
     check_root,
+    content_identity,
+    file_digest,
     finish_labels,
     instances_from_ids,
     labels_from_mask,
@@ -42,6 +47,7 @@ from .base import (
 
 MASK_FOLDERS = ("SegmentationClass", "SegmentationClassAug")
 INSTANCE_FOLDER = "SegmentationObject"  # pixel = instance k of the image, 0 background, 255 void
+IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png", ".JPG", ".JPEG", ".PNG")  # in the order image_path tries them
 
 
 def resolve_list_file(root: Path, split: str, folder: str, key: str) -> Path:
@@ -67,11 +73,12 @@ class VocSource(SegmentationSource):
         self.list_file = resolve_list_file(self.root, split, "ImageSets/Segmentation",
                                            "data.train_split / eval_split / val_split")
         if classes is not None:
-            self.classes = check_classes(classes, "data.classes")
+            self.classes, self.classes_from = check_classes(classes, "data.classes"), "recipe key data.classes"
         elif (self.root / "classes.txt").is_file():
             self.classes = read_classes_file(self.root / "classes.txt")
+            self.classes_from = str(self.root / "classes.txt")
         else:
-            self.classes = VOC_CLASSES
+            self.classes, self.classes_from = VOC_CLASSES, f"the 21 VOC classes (no {self.root / 'classes.txt'})"
         self._class_index = {name: k for k, name in enumerate(self.classes)}
         self.ids, self._explicit_masks = self._read_list(self.list_file)
         self._label_cache: dict[int, np.ndarray] = {}
@@ -111,7 +118,7 @@ class VocSource(SegmentationSource):
         path = self.root / "JPEGImages" / f"{image_id}.jpg"
         if path.is_file():
             return path
-        for ext in (".jpeg", ".png", ".JPG", ".JPEG", ".PNG"):
+        for ext in IMAGE_SUFFIXES[1:]:
             other = path.with_name(image_id + ext)
             if other.is_file():
                 return other
@@ -135,6 +142,33 @@ class VocSource(SegmentationSource):
         if self._has_masks is None:
             self._has_masks = all(self.mask_path(i) is not None for i in range(len(self.ids)))
         return self._has_masks
+
+    def content_identity(self) -> dict[str, str]:
+        """The labels as image labels are read (an annotation by its content, an image_labels.txt
+        line by its resolved classes), the masks by content, the images by size and mtime; each
+        file found as image_path / mask_path find it, from one listing per folder."""
+        table = self._labels_table()
+        annotations = FolderIndex(self.root / "Annotations")
+        mask_folders = [FolderIndex(self.root / folder) for folder in MASK_FOLDERS]
+        photos = FolderIndex(self.root / "JPEGImages")
+        labels, masks, images, sources = [], [], [], set()
+        for image_id in self.ids:
+            xml = annotations.find(f"{image_id}.xml")
+            if xml is not None:
+                labels.append(f"xml {file_digest(xml)}")
+                sources.add(str((self.root / "Annotations").resolve()))
+            elif image_id in table:
+                labels.append(" ".join(map(str, sorted(set(table[image_id])))))
+                sources.add(str((self.root / "image_labels.txt").resolve()))
+            else:
+                labels.append(None)  # from its mask, hashed with the masks
+            explicit = self._explicit_masks.get(image_id)
+            if explicit is not None and explicit.is_file():
+                masks.append(str(explicit))
+            else:
+                masks.append(next((m for f in mask_folders if (m := f.find(f"{image_id}.png")) is not None), None))
+            images.append(next((p for ext in IMAGE_SUFFIXES if (p := photos.find(image_id + ext)) is not None), None))
+        return content_identity(self.ids, labels, masks, images, " + ".join(sorted(sources)))
 
     # ------------------------------------------------------------------ loaders
 
@@ -203,13 +237,24 @@ class VocSource(SegmentationSource):
                     tokens = line.split()
                     if not tokens or tokens[0].startswith("#"):
                         continue
-                    try:
-                        values = tuple(int(t) for t in tokens[1:])
-                    except ValueError:
-                        raise PsaError(f"{path}:{number}: class ids must be integers, got "
-                                       f"{line.strip()!r}") from None
                     if tokens[0] in table:
                         raise PsaError(f"{path}:{number}: duplicate image id {tokens[0]!r}")
-                    table[tokens[0]] = values
+                    table[tokens[0]] = tuple(self._label_value(t, f"{path}:{number}") for t in tokens[1:])
             self._label_file = table
         return self._label_file
+
+    def _label_value(self, token: str, where: str) -> int:
+        """A class of image_labels.txt: its index (1..K-1) or its name in the class list."""
+        try:
+            return int(token)
+        except ValueError:
+            pass
+        index = self._class_index.get(token)
+        if index == 0:
+            raise PsaError(f"{where}: {token!r} is the background (line 0 of the class list), "
+                           "not an image label")
+        if index is None:
+            close = difflib.get_close_matches(token, self.classes[1:], n=1, cutoff=0.6)
+            hint = f"; did you mean {close[0]!r}?" if close else ""
+            raise PsaError(f"{where}: unknown class name {token!r} (classes from {self.classes_from}){hint}")
+        return index

@@ -66,7 +66,8 @@ class TrainJob:
     # from (None: a fresh start): refuses (PsaError) when the run does not fit its folder
     check: Callable[[Path | None], None] | None = None
     on_start: Callable[[], None] | None = None  # main process, once the folder is ready
-    on_finish: Callable[[], None] | None = None  # main process, next to the final weights
+    # main process, next to the final weights, given the steps taken in all and the last loss
+    on_finish: Callable[[int, float], None] | None = None
 
 
 class StopRequested(Exception):
@@ -83,6 +84,7 @@ class TrainResult:
     world_size: int
     resumed_from: int
     losses: list[float] = field(default_factory=list)  # mean loss of each step this run took
+    already_trained: bool = False  # it was finished before this run: nothing was trained
 
 
 def train(recipe: Recipe, job: TrainJob, reporter: Reporter | None = None) -> TrainResult:
@@ -136,7 +138,8 @@ def train(recipe: Recipe, job: TrainJob, reporter: Reporter | None = None) -> Tr
     # weights or checkpoints of other inputs than the recipe asks for: refused, nothing written
     if job.check is not None:
         job.check(latest_checkpoint(ckpt_dir) if train_cfg.resume == "auto" else None)
-    step = _resume(key, train_cfg, accelerator, ckpt_dir)  # a checkpoint that does not fit: nothing written
+    # a checkpoint that does not fit: nothing written
+    step, resumed_loss = _resume(key, train_cfg, accelerator, ckpt_dir)
     resumed_from = step
     if accelerator.is_main_process:
         _prepare_run_dir(recipe, job.folder, accelerator.num_processes, {
@@ -202,7 +205,8 @@ def train(recipe: Recipe, job: TrainJob, reporter: Reporter | None = None) -> Tr
                 reporter.update(step, loss=mean_loss, epoch=epoch + 1)
                 stop_now = _any_rank(accelerator, stopper.raised)
                 if step % train_cfg.checkpoint_every == 0 or step == stop_step or stop_now:
-                    save_checkpoint(accelerator, ckpt_dir, step, {"epoch": epoch, "max_step": max_step},
+                    save_checkpoint(accelerator, ckpt_dir, step,
+                                    {"epoch": epoch, "max_step": max_step, "loss": mean_loss},
                                     train_cfg.keep_checkpoints)
                 if stop_now:
                     raise StopRequested(f"stopped by signal at step {step}; resume with {key}.resume=auto")
@@ -215,6 +219,8 @@ def train(recipe: Recipe, job: TrainJob, reporter: Reporter | None = None) -> Tr
             writer.close()
 
     weights = job.folder.weights
+    # resumed from the last checkpoint with nothing left to do: its loss is the last one
+    final_loss = losses[-1] if losses else (resumed_loss if resumed_loss is not None else float("nan"))
     accelerator.wait_for_everyone()
     if accelerator.is_main_process:
         # with train.ema_decay the average is the model the later stages get (as the papers report it)
@@ -222,10 +228,10 @@ def train(recipe: Recipe, job: TrainJob, reporter: Reporter | None = None) -> Tr
                      {"task": task.name, "backbone": recipe.model.backbone, "steps": step,
                       "ema_decay": train_cfg.ema_decay, **task.meta})
         if job.on_finish is not None:
-            job.on_finish()
+            job.on_finish(step, final_loss)
     accelerator.wait_for_everyone()
-    return TrainResult(stage_dir, weights, step, losses[-1] if losses else float("nan"),
-                       time.perf_counter() - started, accelerator.num_processes, resumed_from, losses)
+    return TrainResult(stage_dir, weights, step, final_loss, time.perf_counter() - started,
+                       accelerator.num_processes, resumed_from, losses, already_trained=resumed_from >= stop_step)
 
 
 # ----------------------------------------------------------------------------- helpers
@@ -258,13 +264,14 @@ def _git_commit() -> str | None:
     return out.stdout.strip() or None
 
 
-def _resume(key: str, train_cfg: TrainConfig, accelerator, ckpt_dir: Path) -> int:
+def _resume(key: str, train_cfg: TrainConfig, accelerator, ckpt_dir: Path) -> tuple[int, float | None]:
+    """(the step to continue from, the checkpoint's last loss if it recorded one)."""
     mode = train_cfg.resume
     if mode == "never":
-        return 0
+        return 0, None
     checkpoint = latest_checkpoint(ckpt_dir) if mode == "auto" else Path(mode)
     if checkpoint is None:
-        return 0
+        return 0, None
     if not checkpoint.is_dir():
         raise PsaError(f"recipe key '{key}.resume': checkpoint {checkpoint} not found")
     state = read_state(checkpoint)
@@ -274,7 +281,7 @@ def _resume(key: str, train_cfg: TrainConfig, accelerator, ckpt_dir: Path) -> in
         first = (str(err).strip().splitlines() or [""])[0][:200]
         raise PsaError(f"checkpoint {checkpoint} does not fit this run ({type(err).__name__}: {first}); "
                        f"was the recipe changed? Use a new run.dir or {key}.resume=never") from None
-    return int(state["step"])
+    return int(state["step"]), state.get("loss")
 
 
 def _batch_size(batch) -> int:

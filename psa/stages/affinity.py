@@ -7,7 +7,7 @@ from ..layout import RunLayout
 from ..tasks.affinity import build_affinity_task
 from . import random_walk
 from .evaluate import Predictions, evaluation_step
-from .registry import Step, SummaryRow, register
+from .registry import OutputCount, Step, SummaryRow, register
 from .training import training_spec, training_step
 
 # What the trained AffinityNet depends on (psa/provenance.py): the confident labels of the CAM
@@ -23,7 +23,8 @@ WALK = Predictions("rw", stage="affinity", step="random_walk", labels=lambda r: 
                    scores=lambda r: RunLayout.of(r).walk_scores, scores_format="walk")
 
 register(training_step("train_affinity", "affinity", build_affinity_task, TRAIN_SPEC))
-register(Step(random_walk.NAME, random_walk.SPEC, random_walk.run_random_walk, task="affinity"))
+register(Step(random_walk.NAME, random_walk.SPEC, random_walk.run_random_walk, task="affinity",
+              count=OutputCount("pseudo masks (random walk)", lambda r: RunLayout.of(r).walk_done)))
 register(evaluation_step("eval_rw", WALK, task="affinity", rows=(SummaryRow("CAM + random walk", "RW"),)))
 register(evaluation_step("eval_rw_crf", WALK, task="affinity", crf=True,
                          rows=(SummaryRow("CAM + random walk + dCRF", "RW+dCRF"),)))

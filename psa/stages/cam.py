@@ -8,7 +8,7 @@ from ..layout import RunLayout
 from ..tasks.cam_task import build_cam_task
 from . import export_cams
 from .evaluate import Predictions, evaluation_step
-from .registry import Step, SummaryRow, register
+from .registry import OutputCount, Step, SummaryRow, register
 from .training import training_spec, training_step
 
 # What the trained classifier depends on (psa/provenance.py): a new key read while training
@@ -27,7 +27,8 @@ CAMS = Predictions("cam", stage="cam", step="export_cams", labels=lambda r: RunL
                    scores=lambda r: RunLayout.of(r).cams, scores_format="cam", reads=("cam.bg_threshold",))
 
 register(training_step("train_cam", "cam", build_cam_task, TRAIN_SPEC))
-register(Step(export_cams.NAME, export_cams.SPEC, export_cams.export_cams, task="cam"))
+register(Step(export_cams.NAME, export_cams.SPEC, export_cams.export_cams, task="cam",
+              count=OutputCount("CAMs and confident labels", lambda r: RunLayout.of(r).export_done)))
 register(evaluation_step("eval_cam", CAMS, task="cam", rows=(
     SummaryRow("CAM (bg threshold from recipe)", "CAM"),
     SummaryRow("CAM (best bg threshold of the sweep)", "CAM best bg", key="best_sweep_miou", name="best"),

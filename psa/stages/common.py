@@ -69,6 +69,7 @@ def load_trained(recipe: Recipe, stage: str, build: Callable[[dict], torch.nn.Mo
         model.load_state_dict(state)
     except RuntimeError as err:
         raise PsaError(f"checkpoint {path} does not fit this model: {str(err).splitlines()[0]}") from None
+    model.class_names = list(meta.get("classes") or [])  # for a prediction's legend and per-image classes
     return model.eval()
 
 

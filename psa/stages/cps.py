@@ -32,7 +32,9 @@ def load_cps_predictor(recipe, classes=None):
     """The mean of both networks' softmax (cps.predict_with: mean), or the first network's (first)."""
     pair = load_trained(recipe, "cps", lambda meta: build_cps_pair(recipe, len(meta["classes"]), load_weights=False),
                         classes=classes)
-    return CpsPredictor(pair, recipe.cps.predict_with).eval()
+    predictor = CpsPredictor(pair, recipe.cps.predict_with).eval()
+    predictor.class_names = pair.class_names
+    return predictor
 
 
 NETWORK = Network(section="cps", step="predict_cps", load=load_cps_predictor, upstream="train_cps",

@@ -20,6 +20,7 @@ from ..errors import PsaError
 from ..io import atomic_write_json
 from ..provenance import (
     Provenance, StageSpec, begin_stage, check_upstream, describe, difference, finish_stage, matches, read_record,
+    write_record,
 )
 from .common import output_dirs
 
@@ -39,6 +40,9 @@ class PerImageJob:
     # False for a folder the user named: outputs made with other inputs are refused, not removed
     remove_stale: bool = True
     summary: dict = field(default_factory=dict)  # added to the returned summary
+    # True: an image whose computation raises PsaError (an unreadable file) is named in the log,
+    # skipped with nothing of it written, and listed in the summary's "failed"; the rest go on
+    skip_failed: bool = False
 
 
 def run_per_image(recipe: Recipe, job: PerImageJob, prov: Provenance, reporter: Optional[Reporter] = None) -> dict:
@@ -65,22 +69,46 @@ def run_per_image(recipe: Recipe, job: PerImageJob, prov: Provenance, reporter: 
             reporter.log(reason)
     accelerator.wait_for_everyone()
 
-    started, written, skipped = time.perf_counter(), 0, 0
+    started, written, skipped, failed = time.perf_counter(), 0, 0, {}
     reporter.start(job.title, total=len(mine))
     for position, item in enumerate(mine, 1):
         paths = job.outputs(item)
         if all(p.is_file() for p in paths.values()):
             skipped += 1
-        else:
-            job.compute(model, item, paths, accelerator)
+        elif _compute(job, model, item, paths, accelerator, failed):
             written += 1
+        else:
+            reporter.log(f"{job.step}: skipped {item.image_id}: {failed[item.image_id]}")
         reporter.update(position)
     reporter.finish()
     accelerator.wait_for_everyone()
+    if job.skip_failed and accelerator.num_processes > 1:
+        from accelerate.utils import gather_object
+
+        failed = {k: v for part in gather_object([failed]) for k, v in part.items()}
     summary = {"images": len(job.items), "written_here": written, "skipped_here": skipped, **job.summary,
                "seconds": round(time.perf_counter() - started, 2), "processes": accelerator.num_processes}
+    if job.skip_failed:
+        summary["failed"] = failed
     if accelerator.is_main_process:
         if job.done_file is not None:
             atomic_write_json(job.done_file, summary)
-        finish_stage(prov, job.step, expected, spec=job.spec)
+        if failed:  # not complete: a rerun retries the failed images
+            write_record(record_path, expected, complete=False)
+        else:
+            finish_stage(prov, job.step, expected, spec=job.spec)
     return summary
+
+
+def _compute(job: PerImageJob, model, item, paths: dict[str, Path], accelerator, failed: dict) -> bool:
+    """One image; False (its message in `failed`, none of its files left) when it is skipped."""
+    try:
+        job.compute(model, item, paths, accelerator)
+    except PsaError as err:
+        if not job.skip_failed:
+            raise
+        for path in paths.values():
+            path.unlink(missing_ok=True)
+        failed[item.image_id] = str(err)
+        return False
+    return True

@@ -18,13 +18,14 @@ from ..data.base import read_rgb
 from ..data.transforms import normalize
 from ..engine.report import Reporter
 from ..errors import PsaError
-from ..io import save_label_png
-from ..layout import prediction_done, prediction_record
+from ..io import atomic_write_json, save_image, save_label_png, save_npz
+from ..layout import prediction_done, prediction_extras, prediction_record
 from ..ops.crf import dense_crf
 from ..provenance import StageSpec
+from ..viz import colorize_label, legend
 from .common import items_for
 from .per_image import PerImageJob, run_per_image
-from .registry import REGISTRY, Step
+from .registry import REGISTRY, OutputCount, Step
 
 
 @dataclass(frozen=True)
@@ -44,15 +45,19 @@ class Network:
         return StageSpec(
             reads=self.reads, ignores=("run.seed",),
             record=lambda r: prediction_record(self.folder(r)),
-            outputs=lambda r: [self.folder(r), prediction_done(self.folder(r))],
+            outputs=lambda r: [self.folder(r)],  # its record and done file are inside
             splits=lambda r: [getattr(r, self.section).split or r.data.val_split],
             upstream=lambda r: (self.upstream,),
         )
 
 
 def prediction_step(name: str, task: str, network: Network, default: bool = True) -> Step:
+    count = OutputCount(f"predicted masks ({task} network)", lambda r: prediction_done(network.folder(r)))
     return Step(name, network.spec(), lambda recipe, reporter: predict(recipe, network, reporter=reporter),
-                task=task, default=default, predictor=network)
+                task=task, default=default, predictor=network, count=count)
+
+
+EXTRA_SUFFIX = {"classes": "json", "overlay": "png", "probabilities": "npz"}  # psa.layout.prediction_extras
 
 
 @torch.no_grad()
@@ -98,9 +103,14 @@ class _ImageList:
 
 
 def predict(recipe: Recipe, network: Optional[Network] = None, images: str | None = None, crf: bool = False,
-            out_dir: str | None = None, reporter: Reporter | None = None) -> dict:
+            out_dir: str | None = None, reporter: Reporter | None = None, overlay: bool = False,
+            probabilities: bool = False) -> dict:
     """Segment a split (default `<section>.split`, else data.val_split) or the images of a
     folder or list file (`images`) into `out_dir` (default: the network's folder, + "_crf").
+    Per image: `<id>.png` (pixel = class index) and `classes/<id>.json` (the classes present
+    and their pixel shares); `overlay/<id>.png` (image, mask and legend) with `overlay`,
+    `probabilities/<id>.npz` (float16 softmax) with `probabilities`. An image of `images`
+    that cannot be read is named, skipped and listed in the summary's "failed".
     `network`: default, the recipe's task's (psa/stages/registry.py `predictor`)."""
     network = network or REGISTRY.predictor(recipe.task)
     cfg = getattr(recipe, network.section)
@@ -113,13 +123,28 @@ def predict(recipe: Recipe, network: Optional[Network] = None, images: str | Non
     else:
         work = items_for(recipe, [cfg.split or recipe.data.val_split])
         classes = work[0].source.classes
-    # this call's variant of the stage: its own record next to its folder, CRF keys if refined,
+    # this call's variant of the stage: its own record in its folder, CRF keys if refined,
     # the image list instead of a data split
     base = network.spec()
     spec = dataclasses.replace(
         base, reads=base.reads + (("crf",) if crf else ()), record=lambda r: prediction_record(folder),
-        outputs=lambda r: [folder, prediction_done(folder)], splits=(lambda r: []) if images else base.splits)
+        outputs=lambda r: [folder], splits=(lambda r: []) if images else base.splits)
     extra = {"images": [str(p.resolve()) for p in image_list.paths]} if images else None
+    extras = prediction_extras(folder)
+    wanted = {"classes": True, "overlay": overlay, "probabilities": probabilities}
+    names: list = []  # the network's class names, known once it is loaded
+
+    def outputs(item) -> dict[str, Path]:
+        files = {"mask": folder / f"{item.image_id}.png"}
+        for name, where in extras.items():
+            if wanted[name]:
+                files[name] = where / f"{item.image_id}.{EXTRA_SUFFIX[name]}"
+        return files
+
+    def load_model(accelerator):
+        model = network.load(recipe, classes).to(accelerator.device)
+        names.extend(classes or getattr(model, "class_names", None) or [])
+        return model
 
     def compute(model, item, paths, accelerator) -> None:
         image = item.load()
@@ -127,16 +152,45 @@ def predict(recipe: Recipe, network: Optional[Network] = None, images: str | Non
             probs = multiscale_probabilities(model, image, cfg.scales, cfg.flip, accelerator.device).cpu().numpy()
         if crf:
             probs = dense_crf(image, probs, recipe.crf)
-        save_label_png(paths["mask"], probs.argmax(0).astype(np.uint8))
+        label = probs.argmax(0).astype(np.uint8)
+        class_names = names or [f"class {k}" for k in range(probs.shape[0])]
+        save_label_png(paths["mask"], label)
+        atomic_write_json(paths["classes"], class_shares(item.image_id, label, class_names))
+        if "overlay" in paths:
+            save_image(paths["overlay"], overlay_picture(image, label, class_names))
+        if "probabilities" in paths:
+            save_npz(paths["probabilities"], probabilities=probs.astype(np.float16),
+                     classes=np.asarray(class_names))
 
     job = PerImageJob(
-        network.step, "predict", spec, work, lambda item: {"mask": folder / f"{item.image_id}.png"}, [folder],
-        load_model=lambda accelerator: network.load(recipe, classes).to(accelerator.device), compute=compute,
-        done_file=prediction_done(folder), extra=extra,
+        network.step, "predict", spec, work, outputs, [folder, *(extras[n] for n in extras if wanted[n])],
+        load_model=load_model, compute=compute, done_file=prediction_done(folder), extra=extra,
         # stale predictions in psa's own folders are removed and recomputed; a folder named
         # with --out is not ours to empty, so there they are refused
-        remove_stale=out_dir is None, summary={"folder": str(folder)})
+        remove_stale=out_dir is None, summary={"folder": str(folder)},
+        # one unreadable photo of a folder must not cost the others
+        skip_failed=bool(images))
     return run_per_image(recipe, job, REGISTRY.provenance(recipe), reporter)
+
+
+def class_shares(image_id: str, label: np.ndarray, class_names) -> dict:
+    """The classes present in a predicted mask, each with its share of the pixels."""
+    counts = np.bincount(label.ravel(), minlength=len(class_names))
+    present = [int(k) for k in np.flatnonzero(counts)]
+    return {"id": image_id, "height": int(label.shape[0]), "width": int(label.shape[1]),
+            "classes": [{"index": k, "name": class_names[k] if k < len(class_names) else str(k),
+                         "share": round(float(counts[k]) / label.size, 6)} for k in present]}
+
+
+def overlay_picture(image: np.ndarray, label: np.ndarray, class_names) -> np.ndarray:
+    """The image with its mask in VOC colours blended over it, the legend of the classes present below."""
+    blend = (0.5 * image.astype(np.float32) + 0.5 * colorize_label(label).astype(np.float32)).round().astype(np.uint8)
+    strip = legend(list(class_names), present_ids=np.unique(label).tolist(), max_width=max(image.shape[1], 160))
+    width = max(blend.shape[1], strip.shape[1])
+    canvas = np.full((blend.shape[0] + strip.shape[0], width, 3), 255, np.uint8)
+    canvas[:blend.shape[0], :blend.shape[1]] = blend
+    canvas[blend.shape[0]:, :strip.shape[1]] = strip
+    return canvas
 
 
 @dataclass(frozen=True)

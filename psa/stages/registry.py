@@ -36,6 +36,15 @@ class SummaryRow:
 
 
 @dataclass(frozen=True)
+class OutputCount:
+    """A per-image step's row in the summary when nothing scores its outputs (no ground-truth
+    masks): how many images it covered, read from its done file."""
+
+    label: str  # in the pipeline's table: "pseudo masks (random walk)"
+    done: Callable[[Recipe], Path]  # its done file (psa/stages/per_image.py): {"images": N, ...}
+
+
+@dataclass(frozen=True)
 class Step:
     name: str
     spec: StageSpec  # what its output depends on, where its record and outputs live
@@ -49,6 +58,7 @@ class Step:
     source: object = None  # an evaluation step: the `Predictions` it scores (psa/stages/evaluate.py)
     training: object = None  # a training step: its `Training` (psa/stages/training.py)
     predictor: object = None  # a prediction step: the network it predicts with (psa/stages/predict.py)
+    count: Optional[OutputCount] = None  # a per-image step: its summary row when its outputs are not scored
 
     def output(self, recipe: Recipe) -> Path:
         """The step's record: exists (and says complete) once the step is complete."""

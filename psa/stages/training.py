@@ -3,6 +3,8 @@ anything is written) and its records (at the start, and next to the final weight
 
 from __future__ import annotations
 
+import math
+import os
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable, Optional
@@ -13,7 +15,7 @@ from ..engine.trainer import TaskSpec, TrainJob, TrainResult, train
 from ..data import build_source
 from ..io import atomic_write_json, atomic_write_text
 from ..layout import RunLayout
-from ..provenance import StageSpec, check_training, write_record
+from ..provenance import StageSpec, check_training, read_record, write_record
 from .registry import REGISTRY, Step
 
 TaskBuilder = Callable[[Recipe], TaskSpec]
@@ -68,7 +70,29 @@ def run_training(recipe: Recipe, step: Step, reporter: Optional[Reporter] = None
             atomic_write_json(layout.class_map(recipe.data.kind), class_map())
         write_record(record_path, expected, complete=False)
 
+    def on_finish(steps: int, final_loss: float) -> None:
+        write_record(record_path, expected, complete=True, steps=steps,
+                     final_loss=None if math.isnan(final_loss) else final_loss)
+
+    finished = _finished(recipe, step, prov, settings.resume)
+    if finished is not None:
+        return finished
     job = TrainJob(section=training.section, settings=settings, folder=layout.stage(training.section),
                    build=lambda: (build or training.build)(recipe), check=check, on_start=on_start,
-                   on_finish=lambda: write_record(record_path, expected, complete=True))
+                   on_finish=on_finish)
     return train(recipe, job, reporter)
+
+
+def _finished(recipe: Recipe, step: Step, prov, resume: str) -> Optional[TrainResult]:
+    """The result of a training already finished under exactly this recipe (its record matches
+    and says complete, its weights exist): nothing to train, nothing rewritten. None otherwise,
+    and always with resume=never (a fresh start on purpose)."""
+    recorded = read_record(step.spec.record(recipe))
+    weights = step.spec.outputs(recipe)[0]
+    if (resume == "never" or recorded is None or not recorded.get("complete") or not weights.is_file()
+            or recorded["fingerprint"] != prov.expected(step.name)["fingerprint"]):
+        return None
+    steps = int(recorded.get("steps") or 0)
+    loss = recorded.get("final_loss")
+    return TrainResult(weights.parent, weights, steps, float("nan") if loss is None else float(loss), 0.0,
+                       int(os.environ.get("WORLD_SIZE", "1")), steps, already_trained=True)
