@@ -118,11 +118,11 @@ def test_without_the_registration_the_step_is_unknown(tiny_recipe):
 
 
 def test_task_and_step_names_come_from_the_registry(tiny_recipe):
-    assert REGISTRY.tasks() == ["cam", "affinity", "seg", "cps"]
+    assert REGISTRY.tasks() == ["cam", "affinity", "irn", "seg", "cps"]
     assert REGISTRY.default_steps() == ["train_cam", "export_cams", "eval_cam", "train_affinity", "random_walk",
                                         "eval_rw", "eval_rw_crf", "train_seg", "predict_seg", "eval_seg"]
-    assert list(REGISTRY.sources()) == ["cam", "rw", "seg", "cps"]
-    with pytest.raises(PsaError, match=r"recipe key 'task' must be one of cam, affinity, seg, cps, got 'segg' "
+    assert list(REGISTRY.sources()) == ["cam", "rw", "irn", "seg", "cps"]
+    with pytest.raises(PsaError, match=r"recipe key 'task' must be one of cam, affinity, irn, seg, cps, got 'segg' "
                                        r"\(did you mean 'seg'\?\)"):
         REGISTRY.check_recipe(tiny_recipe("task=segg"))
     with pytest.raises(PsaError, match=r"'pipeline.steps' has unknown step 'eval_rw_cfr' \(did you mean 'eval_rw_crf'"):

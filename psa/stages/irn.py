@@ -43,7 +43,8 @@ def _cams(recipe: Recipe, image_id: str) -> tuple[np.ndarray, np.ndarray]:
 # ----------------------------------------------------------------------------- relation labels
 
 LABELS_SPEC = StageSpec(
-    reads=("irn.fg_threshold", "irn.bg_threshold", "irn.crf", "data.train_split"), ignores=("run.seed",),
+    reads=("irn.fg_threshold", "irn.bg_threshold", "irn.crf", "data.train_split"),
+    ignores=("run.seed", "run.mixed_precision"),  # no network: the label CRF only
     record=lambda r: RunLayout.of(r).stage("irn").record(LABELS),
     outputs=lambda r: [RunLayout.of(r).relation_labels, RunLayout.of(r).stage("irn").done(LABELS)],
     splits=lambda r: [r.data.train_split],
