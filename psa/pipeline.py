@@ -31,7 +31,7 @@ class PlannedStep:
 class PipelineResult:
     ran: list[str] = field(default_factory=list)  # the steps that ran, in order
     skipped: list[str] = field(default_factory=list)  # done already
-    left_out: list[str] = field(default_factory=list)  # evaluations whose split has no ground-truth masks
+    left_out: list[str] = field(default_factory=list)  # evaluations whose split lacks their ground truth
     summary: dict = field(default_factory=dict)  # the summary table's rows (summary_rows)
 
 
@@ -49,18 +49,19 @@ def selected_steps(recipe: Recipe, until: Optional[str] = None) -> list[Step]:
 
 
 def unscorable(recipe: Recipe, steps: list[Step]) -> dict[str, list[str]]:
-    """{split: [evaluation steps]}: the evaluations among `steps` (steps with a `source`)
-    whose split lacks a ground-truth mask for some image. They cannot run, so the plan leaves
-    them out. Only mask file names are looked at, no image."""
-    has_masks: dict[str, bool] = {}
+    """{split: [evaluation steps]}: the evaluations among `steps` whose split lacks the ground
+    truth they score against (`Step.ground_truth`: a mask, or an instance map, for some
+    image). They cannot run, so the plan leaves them out. Only file names are looked at."""
+    available: dict[tuple[str, str], bool] = {}
     found: dict[str, list[str]] = {}
     for step in steps:
-        if step.source is None:
+        if step.ground_truth is None:
             continue
         for split in step.spec.splits(recipe):
-            if split not in has_masks:
-                has_masks[split] = build_source(recipe.data, split).has_masks
-            if not has_masks[split]:
+            key = (split, step.ground_truth)
+            if key not in available:
+                available[key] = bool(getattr(build_source(recipe.data, split), f"has_{step.ground_truth}"))
+            if not available[key]:
                 found.setdefault(split, []).append(step.name)
     return found
 
@@ -68,7 +69,7 @@ def unscorable(recipe: Recipe, steps: list[Step]) -> dict[str, list[str]]:
 def left_out_message(found: dict[str, list[str]]) -> str:
     """One line for the log: which evaluations are left out, and why."""
     parts = [f"{', '.join(names)} (split {split!r})" for split, names in found.items()]
-    return f"no ground-truth masks to score against, leaving out {'; '.join(parts)}"
+    return f"no ground truth (masks or instance maps) to score against, leaving out {'; '.join(parts)}"
 
 
 def plan(recipe: Recipe, until: Optional[str] = None) -> list[PlannedStep]:

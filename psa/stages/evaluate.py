@@ -121,7 +121,7 @@ def evaluation_step(name: str, source: Predictions, task: str, crf: bool = False
     spec = eval_spec(source, crf)
     return Step(name, spec, lambda recipe, reporter: evaluate(recipe, source.name, crf=crf, reporter=reporter),
                 task=task, rows=rows, metrics=lambda recipe: spec.outputs(recipe)[0] / "metrics.json",
-                default=default, source=source)
+                default=default, source=source, ground_truth="masks")
 
 
 def sweep_thresholds(recipe: Recipe) -> list[float]:

@@ -168,7 +168,7 @@ def evaluate_instances(recipe: Recipe, reporter: Reporter | None = None) -> dict
 
 register(Step(STEP, SPEC, make_instances, task="irn", default=False), after="eval_irn_crf")
 register(Step(EVAL, EVAL_SPEC, lambda recipe, reporter: evaluate_instances(recipe, reporter), task="irn",
-              default=False, metrics=lambda r: _eval_folder(r) / "metrics.json",
+              default=False, metrics=lambda r: _eval_folder(r) / "metrics.json", ground_truth="instances",
               rows=(SummaryRow("IRN instance masks: mAP^r at IoU 0.5 (%)", "IRN ins. mAP50", key="map_50"),
                     SummaryRow("IRN instance masks: mAP^r at IoU 0.25 (%)", "IRN ins. mAP25", key="map_25"),
                     SummaryRow("IRN instance masks: mAP^r at IoU 0.75 (%)", "IRN ins. mAP75", key="map_75"))),

@@ -56,6 +56,9 @@ class Step:
     metrics: Optional[Callable[[Recipe], Path]] = None  # the metrics.json its rows are read from
     default: bool = True  # planned when the recipe's pipeline.steps is null
     source: object = None  # an evaluation step: the `Predictions` it scores (psa/stages/evaluate.py)
+    # the ground truth it scores against, "masks" or "instances": a split without it leaves the
+    # step out of the plan (psa/pipeline.py); None: it needs none
+    ground_truth: Optional[str] = None
     training: object = None  # a training step: its `Training` (psa/stages/training.py)
     predictor: object = None  # a prediction step: the network it predicts with (psa/stages/predict.py)
     count: Optional[OutputCount] = None  # a per-image step: its summary row when its outputs are not scored

@@ -22,7 +22,7 @@ from ..layout import RunLayout
 from ..models import AffinityNet, build_backbone
 from ..ops import affinity_loss, pair_labels
 from ..viz import colorize_label, side_by_side
-from .common import apply_freeze_backbone, denormalize
+from .common import apply_freeze_backbone, denormalize, require_pngs
 
 def confident_label_path(recipe: Recipe, image_id: str) -> Path:
     return RunLayout.of(recipe).confident_labels / f"{image_id}.png"
@@ -37,10 +37,8 @@ class AffinityTrainDataset(Dataset):
         self.recipe = recipe
         self.cfg: AffinityConfig = recipe.affinity
         self.fill = T.normalized_fill(0)
-        missing = [i for i in source.ids if not confident_label_path(recipe, i).is_file()]
-        if missing:
-            raise PsaError(f"confident label missing for {len(missing)} of {len(source.ids)} images "
-                           f"(first: {confident_label_path(recipe, missing[0])}); run tools/export_cams.py first")
+        require_pngs(RunLayout.of(recipe).confident_labels, source.ids, "confident label",
+                     "run tools/export_cams.py first")
 
     def __len__(self) -> int:
         return len(self.source)

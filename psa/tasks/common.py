@@ -2,10 +2,14 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+from typing import Sequence
+
 import numpy as np
 import torch
 
 from ..constants import IMAGENET_MEAN, IMAGENET_STD
+from ..errors import PsaError
 
 
 def denormalize(image: torch.Tensor) -> np.ndarray:
@@ -15,6 +19,15 @@ def denormalize(image: torch.Tensor) -> np.ndarray:
     rgb = (image.float() * std + mean).clamp(0, 1) * 255
     return rgb.permute(1, 2, 0).round().byte().cpu().numpy()
 
+
+
+def require_pngs(folder: Path, ids: Sequence[str], what: str, hint: str) -> None:
+    """Every training image's <id>.png in `folder` (labels or masks a step wrote), else one
+    line naming how many are missing, the first, and the step that writes them."""
+    missing = [i for i in ids if not (folder / f"{i}.png").is_file()]
+    if missing:
+        raise PsaError(f"{what} missing for {len(missing)} of {len(ids)} images (first: "
+                       f"{folder / missing[0]}.png); {hint}")
 
 
 def apply_freeze_backbone(model: torch.nn.Module, freeze: bool) -> torch.nn.Module:

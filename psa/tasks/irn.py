@@ -23,7 +23,7 @@ from ..models.irn import IRNet
 from ..ops.affinity_labels import pair_labels
 from ..ops.boundary import irn_loss
 from ..viz import colorize_label, jet, side_by_side
-from .common import denormalize
+from .common import denormalize, require_pngs
 
 IRN_STAGES = (0, 1, 2, 3, 4)  # IRNet reads every stage of the backbone
 IRN_STRIDE = 4  # both branches work at stride 4
@@ -37,10 +37,7 @@ class IrnTrainDataset(Dataset):
         self.source = source
         self.cfg = recipe.irn
         self.folder = RunLayout.of(recipe).relation_labels
-        missing = [i for i in source.ids if not (self.folder / f"{i}.png").is_file()]
-        if missing:
-            raise PsaError(f"relation labels missing for {len(missing)} of {len(source.ids)} images (first: "
-                           f"{self.folder / missing[0]}.png); run the irn_labels step first")
+        require_pngs(self.folder, source.ids, "relation labels", "run the irn_labels step first")
 
     def __len__(self) -> int:
         return len(self.source)

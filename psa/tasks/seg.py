@@ -21,7 +21,7 @@ from ..errors import PsaError
 from ..layout import RunLayout
 from ..models import SegNet, build_backbone
 from ..viz import colorize_label, side_by_side
-from .common import apply_freeze_backbone, denormalize
+from .common import apply_freeze_backbone, denormalize, require_pngs
 
 def mask_folder(recipe: Recipe, labels: str | None = None, walk: str | None = None) -> Path | None:
     """Where the training masks come from (None = the dataset's ground truth): the pseudo
@@ -49,10 +49,8 @@ class SegTrainDataset(Dataset):
         if self.folder is None and not source.has_masks:
             raise PsaError(f"{section}.labels=gt needs a dataset with ground-truth masks")
         if self.folder is not None:
-            missing = [i for i in source.ids if not (self.folder / f"{i}.png").is_file()]
-            if missing:
-                raise PsaError(f"pseudo mask missing for {len(missing)} of {len(source.ids)} images (first: "
-                               f"{self.folder / missing[0]}.png); run tools/random_walk.py first")
+            require_pngs(self.folder, source.ids, "pseudo mask", "run the walk that writes them first "
+                         "(tools/random_walk.py, or the irn_walk step with seg.walk=irn)")
 
     def __len__(self) -> int:
         return len(self.source)
