@@ -7,6 +7,7 @@ With the switch removed they would run as 4 lone processes, which psa refuses.""
 
 from __future__ import annotations
 
+import json
 import os
 import signal
 import socket
@@ -14,9 +15,11 @@ import subprocess
 import sys
 from pathlib import Path
 
+import numpy as np
 import pytest
+import torch
 
-from conftest import ROOT, TINY_OVERRIDES
+from conftest import ROOT, TINY_OVERRIDES, stage_dir
 from test_distributed import EQUIVALENCE_OVERRIDES, _confident_labels_from_gt
 
 DEMO = str(ROOT / "recipes" / "demo.yaml")
@@ -84,6 +87,56 @@ def overrides(run_dir: Path) -> list[str]:
             f"affinity.train.batch_size={GLOBAL_BATCH}", f"run.dir={run_dir}"]
 
 
+@pytest.fixture(scope="module")
+def one_process(tmp_path_factory):
+    """AffinityNet trained in this process on the global batch: the run 4 ranks must match."""
+    from psa.config import load_recipe
+    from psa.stages.training import train_task
+
+    run_dir = tmp_path_factory.mktemp("one")
+    recipe = load_recipe(DEMO, overrides(run_dir))
+    _confident_labels_from_gt(recipe)
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)  # as the launched processes (OMP_NUM_THREADS=1): lean on a shared CPU
+    try:
+        return recipe, train_task(recipe, "affinity")
+    finally:
+        torch.set_num_threads(threads)
+
+
+@pytest.mark.slow
+def test_two_machines_of_two_processes_train_affinity_like_one_process(one_process, tmp_path):
+    from psa.config import load_recipe
+    from psa.engine.checkpoints import load_weights
+
+    _, one = one_process
+    run_dir = tmp_path / "four"
+    _confident_labels_from_gt(load_recipe(DEMO, overrides(run_dir)))
+    assert_all_succeeded(launch_machines(tmp_path, SCRIPTS / "ddp_train.py", DEMO, *overrides(run_dir)))
+
+    # 4 ranks took part, in one gloo group, and ended with the same weights
+    ranks = sorted(p.name for p in run_dir.glob("rank*_of_*.pt"))
+    assert ranks == [f"rank{r}_of_{PROCESSES}.pt" for r in range(PROCESSES)]
+    four = json.loads((run_dir / f"result_of_{PROCESSES}.json").read_text())
+    assert four["backend"] == "gloo"
+    info = json.loads((run_dir / "affinity" / "run_info.json").read_text())
+    assert info["world_size"] == PROCESSES
+    assert info["batch"] == {"global": GLOBAL_BATCH, "per_process": GLOBAL_BATCH // PROCESSES}
+    copies = [torch.load(run_dir / name, weights_only=True) for name in ranks]
+    for copy in copies[1:]:
+        for key in copies[0]:
+            torch.testing.assert_close(copy[key], copies[0][key], rtol=0, atol=0, msg=key)
+
+    # and followed one process step for step (16 images, global batch 8, 2 epochs)
+    assert one.steps == four["steps"] == 4
+    np.testing.assert_allclose(four["losses"], one.losses, rtol=1e-4)
+    a, _ = load_weights(one.weights, "affinity", "resnet10t")
+    b, _ = load_weights(run_dir / "affinity" / "model.pt", "affinity", "resnet10t")
+    differ = max((a[k].float() - b[k].float()).abs().max().item() for k in a)
+    scale = max(a[k].float().abs().max().item() for k in a)
+    assert differ < 1e-5 * scale, (differ, scale)
+
+
 @pytest.mark.slow
 def test_without_the_cpu_switch_every_process_refuses_to_run_alone(tmp_path):
     from psa.config import load_recipe
@@ -97,3 +150,58 @@ def test_without_the_cpu_switch_every_process_refuses_to_run_alone(tmp_path):
         assert output.count(f"the launcher started {PROCESSES} processes (WORLD_SIZE={PROCESSES}) but "
                             "Accelerate runs this one as 1 of 1") == PROCESSES // MACHINES, output[-3000:]
     assert not (run_dir / "affinity").exists()
+
+
+def _cams_from_gt(recipe) -> int:
+    """Stand-in CAM files for every image the walk covers: each present class's mask, scaled."""
+    from psa.io import save_npz
+    from psa.stages.common import default_splits, items_for
+
+    items = items_for(recipe, default_splits(recipe, recipe.random_walk.split))
+    for item in items:
+        mask = item.source.load_mask(item.index)
+        classes = np.array([c for c in np.unique(mask) if c not in (0, 255)], dtype=np.int64)
+        cams = np.stack([(mask == c) * 0.7 for c in classes]) if len(classes) else np.zeros((0, *mask.shape))
+        save_npz(stage_dir(recipe, "cam") / "cams" / f"{item.image_id}.npz", cams=cams.astype(np.float16),
+                 classes=classes)
+    return len(items)
+
+
+@pytest.mark.slow
+def test_the_random_walk_on_two_machines_writes_every_image_once(one_process, tmp_path):
+    """tools/random_walk.py over 4 ranks: each image written by exactly one rank, as one
+    process would write it."""
+    import shutil
+
+    from psa.config import load_recipe
+    from psa.stages.random_walk import run_random_walk
+
+    _, one = one_process
+    run_dir = tmp_path / "walk"
+    (run_dir / "affinity").mkdir(parents=True)
+    shutil.copy2(one.weights, run_dir / "affinity" / "model.pt")
+    walk_recipe = load_recipe(DEMO, overrides(run_dir))
+    images = _cams_from_gt(walk_recipe)
+    assert_all_succeeded(launch_machines(tmp_path, ROOT / "tools" / "random_walk.py", DEMO, *overrides(run_dir)))
+
+    done = json.loads((run_dir / "affinity" / "random_walk_done.json").read_text())
+    assert done["processes"] == PROCESSES
+    # 4 shards that cover the list: every file exists and the writes add up to one per image
+    assert sum(done["written_by_process"]) == images and all(done["written_by_process"])
+    assert done["skipped_by_process"] == [0] * PROCESSES
+    ids = {p.stem for p in (run_dir / "cam" / "cams").glob("*.npz")}
+    for folder in ("pseudo", "pseudo_crf"):
+        assert {p.stem for p in (run_dir / "affinity" / folder).glob("*.png")} == ids
+    assert {p.stem for p in (run_dir / "affinity" / "rw_scores").glob("*.npz")} == ids
+
+    # the same scores as one process writes for the same inputs
+    single_dir = tmp_path / "single"
+    shutil.copytree(run_dir / "cam", single_dir / "cam")
+    (single_dir / "affinity").mkdir()
+    shutil.copy2(one.weights, single_dir / "affinity" / "model.pt")
+    assert run_random_walk(load_recipe(DEMO, overrides(single_dir)))["written_by_process"] == [images]
+    for image_id in ids:
+        with np.load(run_dir / "affinity" / "rw_scores" / f"{image_id}.npz") as four, \
+                np.load(single_dir / "affinity" / "rw_scores" / f"{image_id}.npz") as single:
+            np.testing.assert_allclose(four["scores"].astype(np.float32), single["scores"].astype(np.float32),
+                                       rtol=1e-2, atol=1e-3, err_msg=image_id)
