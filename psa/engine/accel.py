@@ -15,6 +15,24 @@ from ..errors import PsaError
 logger = logging.getLogger("psa")
 
 
+def use_cpu() -> bool:
+    """psa's CPU switch: without it, `accelerate launch --multi_gpu` on a machine without GPUs
+    starts N processes that each run alone (rank 0 of 1, no process group)."""
+    return not torch.cuda.is_available()
+
+
+def check_launch(num_processes: int, environ=os.environ) -> None:
+    """Refuse a process that the launcher started as one of N but Accelerate runs alone: each
+    would train its own model and write every image, silently."""
+    name = "WORLD_SIZE" if environ.get("WORLD_SIZE") else "LOCAL_WORLD_SIZE"
+    launched = environ.get(name, "")
+    if launched.isdigit() and int(launched) != num_processes:
+        raise PsaError(f"the launcher started {launched} processes ({name}={launched}) but Accelerate "
+                       f"runs this one as 1 of {num_processes}: on machines without GPUs set "
+                       "ACCELERATE_USE_CPU=1 for the launch; a script that makes its own Accelerator or "
+                       "PartialState before psa's must pass it cpu=True")
+
+
 def make_accelerator(recipe: Recipe, grad_accum: int = 1, project_dir: str | None = None):
     from accelerate import Accelerator
     from accelerate.utils import DataLoaderConfiguration, set_seed
@@ -23,7 +41,7 @@ def make_accelerator(recipe: Recipe, grad_accum: int = 1, project_dir: str | Non
     if recipe.run.mixed_precision == "fp16" and not on_gpu:
         logger.warning("run.mixed_precision=fp16 has no effect on CPU (runs fp32); use bf16")
     accelerator = Accelerator(
-        cpu=not on_gpu,  # `accelerate launch --multi_gpu` then gives real gloo DDP on CPU
+        cpu=use_cpu(),  # `accelerate launch --multi_gpu` then gives real gloo DDP on CPU
         mixed_precision=recipe.run.mixed_precision,  # None defers to the launcher
         gradient_accumulation_steps=grad_accum,
         project_dir=project_dir,
@@ -35,6 +53,7 @@ def make_accelerator(recipe: Recipe, grad_accum: int = 1, project_dir: str | Non
                                                   # with pinned memory: copies overlap compute
                                                   non_blocking=on_gpu),
     )
+    check_launch(accelerator.num_processes)
     set_seed(recipe.run.seed)
     if recipe.run.deterministic:
         os.environ.setdefault("CUBLAS_WORKSPACE_CONFIG", ":4096:8")

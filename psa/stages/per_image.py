@@ -13,8 +13,10 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Callable, Optional, Sequence
 
+import numpy as np
+
 from ..config import Recipe
-from ..engine.accel import make_accelerator, shard
+from ..engine.accel import make_accelerator, shard, sum_over_processes
 from ..engine.report import Reporter
 from ..errors import PsaError
 from ..io import atomic_write_json
@@ -86,8 +88,13 @@ def run_per_image(recipe: Recipe, job: PerImageJob, prov: Provenance, reporter: 
         from accelerate.utils import gather_object
 
         failed = {k: v for part in gather_object([failed]) for k, v in part.items()}
+    # every process's counts, in rank order: the done file shows each image was written once
+    counts = np.zeros((2, accelerator.num_processes), dtype=np.int64)
+    counts[:, accelerator.process_index] = written, skipped
+    counts = sum_over_processes(accelerator, counts)
     summary = {"images": len(job.items), "written_here": written, "skipped_here": skipped, **job.summary,
-               "seconds": round(time.perf_counter() - started, 2), "processes": accelerator.num_processes}
+               "seconds": round(time.perf_counter() - started, 2), "processes": accelerator.num_processes,
+               "written_by_process": counts[0].tolist(), "skipped_by_process": counts[1].tolist()}
     if job.skip_failed:
         summary["failed"] = failed
     if accelerator.is_main_process:

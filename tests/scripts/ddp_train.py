@@ -1,6 +1,6 @@
 """Train under `accelerate launch` and let every rank save its own copy of the weights, so a
 test can check that DDP kept the ranks identical; rank 0 also writes the steps and the
-per-step losses. Usage: ddp_train.py RECIPE [key=value ...]"""
+per-step losses and the process group's backend. Usage: ddp_train.py RECIPE [key=value ...]"""
 
 import json
 import sys
@@ -33,4 +33,5 @@ torch.save({k: v.detach().cpu() for k, v in captured["model"].state_dict().items
            Path(recipe.run.dir) / f"rank{state.process_index}_of_{state.num_processes}.pt")
 if state.is_main_process:
     (Path(recipe.run.dir) / f"result_of_{state.num_processes}.json").write_text(
-        json.dumps({"steps": result.steps, "losses": result.losses}))
+        json.dumps({"steps": result.steps, "losses": result.losses,
+                    "backend": torch.distributed.get_backend() if torch.distributed.is_initialized() else None}))
