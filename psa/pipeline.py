@@ -76,7 +76,7 @@ def plan(recipe: Recipe, until: Optional[str] = None) -> list[PlannedStep]:
     """Which steps are done and which must run, from the records alone (no image is read).
     A step runs when its record is missing, incomplete or made from other inputs; since a
     record holds its upstream records, everything downstream of a change runs, nothing else.
-    Evaluations whose split has no ground-truth masks are left out (`unscorable`).
+    Evaluations whose split lacks their ground truth are left out (`unscorable`).
     Trained weights are never replaced silently: a finished training whose inputs changed
     stops the plan with one line naming the key (before anything runs)."""
     prov = REGISTRY.provenance(recipe)
