@@ -14,12 +14,14 @@ left/right r-1 columns (`tool/pyutils.get_indices_of_pairs`), which pairs="refer
 from __future__ import annotations
 
 import warnings
+from contextlib import nullcontext
 from functools import lru_cache
 
 import torch
 
 from ..errors import PsaError
 from .neighbors import pair_offsets, restrict_pairs
+from .pacing import PACER, intra_op_threads
 
 
 def _full_offsets(radius: int) -> list[tuple[int, int]]:
@@ -145,8 +147,10 @@ def random_walk(cam: torch.Tensor, affinity: torch.Tensor, beta: float = 8.0, lo
     only), equal to the dense computation, via 2^logt sparse products on the inputs' device.
     Not differentiable.
 
-    On the CPU it uses torch's intra-op threads; each step is a small kernel, so processes
-    sharing the cores should run with one thread each (see BENCHMARKS.md)."""
+    On the CPU each step is a small kernel: the steps run on one thread or on torch's intra-op
+    threads, whichever is faster per step at the time (psa/ops/pacing.py), so a walk keeps its
+    speed when other processes hold cores; the result is the same bits either way. The
+    caller's thread count is restored."""
     cam, batched = _as_batched("cam", cam)
     affinity, affinity_batched = _as_batched("affinity", affinity)
     if batched != affinity_batched:
@@ -162,16 +166,21 @@ def random_walk(cam: torch.Tensor, affinity: torch.Tensor, beta: float = 8.0, lo
         raise PsaError(f"random walk beta must be > 0, got {beta!r}")
     batch, channels, height, width = cam.shape
     dtype = torch.promote_types(cam.dtype, torch.float32)
-    step = _build(_keep_pairs(affinity.to(cam.device), radius, pairs), beta, radius, dtype,
-                  column_stochastic=False)
-
-    # (B·N, C) node-major; channels padded to a multiple of 8, which the CPU kernel prefers
-    padded = -(-channels // 8) * 8
-    x = torch.zeros((batch, height, width, padded), dtype=dtype, device=cam.device)
-    x[..., :channels] = cam.permute(0, 2, 3, 1)
-    x = x.view(batch * height * width, padded)
-    product = _into_two_buffers(step, x) if x.device.type == "cpu" else step.__matmul__
-    for _ in range(2 ** logt):
-        x = product(x)
-    out = x.view(batch, height, width, padded)[..., :channels].permute(0, 3, 1, 2).contiguous()
+    on_cpu = cam.device.type == "cpu"
+    threads = torch.get_num_threads()
+    # on the CPU the build's dozen small ops run on one thread: none waits on a barrier
+    with intra_op_threads(1) if on_cpu else nullcontext():
+        step = _build(_keep_pairs(affinity.to(cam.device), radius, pairs), beta, radius, dtype,
+                      column_stochastic=False)
+        # (B·N, C) node-major; channels padded to a multiple of 8, which the CPU kernel prefers
+        padded = -(-channels // 8) * 8
+        x = torch.zeros((batch, height, width, padded), dtype=dtype, device=cam.device)
+        x[..., :channels] = cam.permute(0, 2, 3, 1)
+        x = x.view(batch * height * width, padded)
+        if on_cpu:  # 1 thread or all, whichever is faster now (psa/ops/pacing.py)
+            x = PACER.repeat(_into_two_buffers(step, x), x, 2 ** logt, threads)
+        else:
+            for _ in range(2 ** logt):
+                x = step @ x
+        out = x.view(batch, height, width, padded)[..., :channels].permute(0, 3, 1, 2).contiguous()
     return out if batched else out[0]
