@@ -1,9 +1,12 @@
 """Random walk: the reference's dense formulation vs psa.ops.random_walk (sparse), on CPU.
 
-    python bench/random_walk.py [--threads 1 2] [--repeats 5]
+    python bench/random_walk.py [--threads 1 2] [--repeats 5] [--load]
 
 At 448×448 input (56×56 nodes, 21 CAM channels, random affinities in (0, 1), beta 8, logt 8)
-it times both for each thread count (median of --repeats) and compares their results. Then it
+it times both for each thread count (medians of --repeats sparse runs spread between 3 dense
+ones, so that both meet the same load on a shared machine) and compares their results;
+--load runs them against a competing CPU-bound process (`while True: pass`) that the bench
+starts first and stops after the timings. Then it
 measures the peak memory of the sparse walk on a 2000×2000 image (250×250 nodes) in a fresh
 subprocess (ru_maxrss minus the baseline after imports); the dense matrix alone would need
 15.6 GB there, so the dense path is not run.
@@ -20,6 +23,7 @@ import statistics
 import subprocess
 import sys
 import time
+from contextlib import contextmanager
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -61,13 +65,37 @@ def inputs(size: int, seed: int = 0) -> tuple[torch.Tensor, torch.Tensor]:
     return cam, affinity
 
 
-def median_time(fn, repeats: int) -> tuple[float, torch.Tensor]:
-    times, out = [], None
-    for _ in range(repeats):
-        start = time.perf_counter()
-        out = fn()
-        times.append(time.perf_counter() - start)
-    return statistics.median(times), out
+def timed(fn) -> tuple[float, torch.Tensor]:
+    start = time.perf_counter()
+    out = fn()
+    return time.perf_counter() - start, out
+
+
+def interleaved(sparse, dense, repeats: int) -> tuple[float, torch.Tensor, float, torch.Tensor]:
+    """Median times of `repeats` sparse and min(repeats, 3) dense runs, the sparse ones spread
+    between the dense ones: on a shared machine both then see the same changing load."""
+    rounds = max(1, min(repeats, 3))
+    sparse_times, dense_times = [], []
+    for index in range(rounds):
+        for _ in range(repeats * (index + 1) // rounds - repeats * index // rounds):
+            seconds, sparse_out = timed(sparse)
+            sparse_times.append(seconds)
+        seconds, dense_out = timed(dense)
+        dense_times.append(seconds)
+    return statistics.median(sparse_times), sparse_out, statistics.median(dense_times), dense_out
+
+
+@contextmanager
+def competing_load(processes: int):
+    """`processes` busy loops in other processes while the block runs, stopped after."""
+    hogs = [subprocess.Popen([sys.executable, "-c", "while True: pass"]) for _ in range(processes)]
+    try:
+        time.sleep(0.5 if hogs else 0)  # started and spinning before the first timing
+        yield
+    finally:
+        for hog in hogs:
+            hog.kill()
+            hog.wait()
 
 
 def memory_child(size: int) -> None:
@@ -98,6 +126,8 @@ def main() -> None:
     parser.add_argument("--repeats", type=int, default=5)
     parser.add_argument("--size", type=int, default=56, help="nodes per side (448 px / 8)")
     parser.add_argument("--memory-size", type=int, default=250, help="nodes per side (2000 px / 8)")
+    parser.add_argument("--load", type=int, nargs="?", const=1, default=0, metavar="N",
+                        help="time against N competing CPU-bound processes (1 if N is left out)")
     parser.add_argument("--memory-child", type=int, help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.memory_child:
@@ -108,20 +138,23 @@ def main() -> None:
     from rich.table import Table
 
     cam, affinity = inputs(args.size)
+    load = f", against {args.load} competing CPU-bound process{'es' if args.load > 1 else ''}" if args.load else ""
     table = Table(title=f"Random walk, {args.size}×{args.size} nodes, {CHANNELS} channels, "
-                        f"beta {BETA:g}, logt {LOGT} (median of {args.repeats})")
+                        f"beta {BETA:g}, logt {LOGT} (median of {args.repeats}){load}")
     for col in ("threads", "dense (8 squarings)", "sparse (256 steps)", "speed-up",
                 "argmax agreement", "max rel diff"):
         table.add_column(col, justify="right")
-    for threads in args.threads:
-        torch.set_num_threads(threads)
-        random_walk(cam, affinity, beta=BETA, logt=LOGT, radius=RADIUS)  # warm-up
-        t_sparse, sparse = median_time(lambda: random_walk(cam, affinity, BETA, LOGT, RADIUS), args.repeats)
-        t_dense, dense = median_time(lambda: dense_walk(cam, affinity), max(1, min(args.repeats, 3)))
-        agree = (sparse.argmax(0) == dense.argmax(0)).float().mean().item()
-        rel = ((sparse - dense).abs() / dense.abs()).max().item()
-        table.add_row(str(threads), f"{t_dense:.3f} s", f"{t_sparse * 1000:.1f} ms",
-                      f"{t_dense / t_sparse:.1f}×", f"{agree:.2%}", f"{rel:.1e}")
+    with competing_load(args.load):
+        for threads in args.threads:
+            torch.set_num_threads(threads)
+            random_walk(cam, affinity, beta=BETA, logt=LOGT, radius=RADIUS)  # warm-up
+            t_sparse, sparse, t_dense, dense = interleaved(
+                lambda: random_walk(cam, affinity, BETA, LOGT, RADIUS), lambda: dense_walk(cam, affinity), args.repeats)
+            agree = (sparse.argmax(0) == dense.argmax(0)).float().mean().item()
+            rel = ((sparse - dense).abs() / dense.abs()).max().item()
+            table.add_row(str(threads), f"{t_dense:.3f} s", f"{t_sparse * 1000:.1f} ms",
+                          f"{t_dense / t_sparse:.1f}×", f"{agree:.2%}", f"{rel:.1e}")
+        loadavg = os.getloadavg()[0]
 
     env = dict(os.environ, OMP_NUM_THREADS=str(max(args.threads)))
     child = subprocess.run([sys.executable, __file__, "--memory-child", str(args.memory_size)],
@@ -135,7 +168,7 @@ def main() -> None:
                   f"post-import baseline, {memory['seconds']:.2f} s "
                   f"(dense T would be {(args.memory_size ** 2) ** 2 * 4 / 1e9:.1f} GB)")
     console.print(f"{cpu_model()}, {os.cpu_count()} CPUs; python {platform.python_version()}, "
-                  f"torch {torch.__version__}; load average {os.getloadavg()[0]:.2f}")
+                  f"torch {torch.__version__}; 1-min load average {loadavg:.2f} at the end of the timings")
 
 
 if __name__ == "__main__":

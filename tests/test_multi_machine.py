@@ -63,7 +63,8 @@ def launch_machines(folder: Path, script: Path, *args: str, timeout: int = 120) 
 def assert_all_succeeded(results):
     for rank, (code, output) in enumerate(results):
         first = output.find("Traceback")  # the root cause, before the launcher's summary
-        assert code == 0, f"machine {rank} exited {code}:\n{output[first:first + 4000] if first >= 0 else output[-4000:]}"
+        excerpt = output[first:first + 4000] if first >= 0 else output[-4000:]
+        assert code == 0, f"machine {rank} exited {code}:\n{excerpt}"
 
 
 def test_a_process_the_launcher_counted_among_several_may_not_run_alone():

@@ -104,6 +104,35 @@ def test_batched_equals_each_image(default_threads):
         torch.testing.assert_close(random_walk(cam[b], aff[b], beta=8.0, logt=5), got[b])
 
 
+def test_partners_outside_the_map_are_never_read():
+    """The affinity of a pair whose partner is outside is junk (NaN here): the CSR pattern
+    leaves those slots out instead of zeroing what they hold."""
+    generator = torch.Generator().manual_seed(5)
+    cam, aff = random_inputs(generator, 3, 7, 9, 5)
+    junk = aff.clone()
+    for k, (dy, dx) in enumerate(pair_offsets(5)):
+        for y in range(7):
+            for x in range(9):
+                if not (0 <= y + dy < 7 and 0 <= x + dx < 9):
+                    junk[k, y, x] = float("nan")
+    got = random_walk(cam, junk, beta=8.0, logt=6)
+    assert torch.equal(got, random_walk(cam, aff, beta=8.0, logt=6))
+    assert rel_error(got, dense_walk(cam, aff, 8.0, 6, 5)) < 1e-4
+
+
+def test_map_sizes_in_turn_each_walk_on_their_own_pattern():
+    """The CSR pattern is made once per map size and reused: sizes in turn, and a batch of a
+    size seen alone before, still equal the dense walk."""
+    generator = torch.Generator().manual_seed(6)
+    for height, width in [(7, 11), (11, 7), (7, 11), (5, 5)]:
+        cam, aff = random_inputs(generator, 2, height, width, 5)
+        assert rel_error(random_walk(cam, aff, beta=8.0, logt=5), dense_walk(cam, aff, 8.0, 5, 5)) < 1e-4
+    cam, aff = random_inputs(generator, 2, 7, 11, 5, batch=2)
+    got = random_walk(cam, aff, beta=8.0, logt=5)
+    for b in range(2):
+        assert rel_error(got[b], dense_walk(cam[b], aff[b], 8.0, 5, 5)) < 1e-4
+
+
 def test_float64_input_stays_float64():
     generator = torch.Generator().manual_seed(3)
     cam, aff = random_inputs(generator, 2, 7, 6, 5)

@@ -14,11 +14,14 @@ left/right r-1 columns (`tool/pyutils.get_indices_of_pairs`), which pairs="refer
 from __future__ import annotations
 
 import warnings
+from contextlib import nullcontext
+from functools import lru_cache
 
 import torch
 
 from ..errors import PsaError
-from .neighbors import pair_offsets, restrict_pairs, shift_pairs
+from .neighbors import pair_offsets, restrict_pairs
+from .pacing import PACER, intra_op_threads
 
 
 def _full_offsets(radius: int) -> list[tuple[int, int]]:
@@ -51,46 +54,73 @@ def _check_affinity(affinity: torch.Tensor, radius: int) -> int:
     return count
 
 
+@lru_cache(maxsize=8)
+def _structure(height: int, width: int, radius: int, device: torch.device) -> tuple[torch.Tensor, ...]:
+    """The CSR pattern of one map, made once per map size. Slots (N, 2K+1): every partner of
+    each node, self included, in ascending column order; slot K+1+k holds the pair k stored at
+    the node itself, slot K-1-k the pair k stored at the partner (the node is its partner's
+    k-th partner), slot K the diagonal's 1. Returns the row pointers and columns of the
+    stored (in-map) slots, each slot's index into the buffer [A^β pairs (K·N), 1, 0] (0 for
+    the slots outside the map), and the flat indices of the stored slots."""
+    offsets = _full_offsets(radius)
+    count = len(offsets) // 2
+    nodes = height * width
+    ys, xs = (t.reshape(-1) for t in torch.meshgrid(torch.arange(height, device=device),
+                                                     torch.arange(width, device=device), indexing="ij"))
+    dy = torch.tensor([o[0] for o in offsets], device=device)[:, None]
+    dx = torch.tensor([o[1] for o in offsets], device=device)[:, None]
+    inside = ((ys + dy >= 0) & (ys + dy < height) & (xs + dx >= 0) & (xs + dx < width)).t()  # (N, 2K+1)
+    node = torch.arange(nodes, device=device)
+    partner = (node + dy * width + dx).t()
+    pair = torch.arange(count, device=device) * nodes
+    source = torch.cat([pair.flip(0) + partner[:, :count], torch.full((nodes, 1), count * nodes, device=device),
+                        pair + node[:, None]], dim=1)
+    source = source.masked_fill(~inside, count * nodes + 1)
+    crow = torch.zeros(nodes + 1, dtype=torch.int64, device=device)
+    crow[1:] = inside.sum(dim=1).cumsum(0)
+    small = torch.int32 if source.numel() < 2**31 else torch.int64  # half the memory of int64
+    return crow, partner[inside], source.reshape(-1).to(small), inside.reshape(-1).nonzero().squeeze(1).to(small)
+
+
 def _build(affinity: torch.Tensor, beta: float, radius: int, dtype: torch.dtype,
            column_stochastic: bool) -> torch.Tensor:
     """Sparse CSR (B·N, B·N), block-diagonal over the batch: T (column-stochastic, the
     reference's matrix) or its transpose D⁻¹A (row-stochastic, what the walk multiplies by)."""
     batch, count, height, width = affinity.shape
     nodes = height * width
-    device = affinity.device
-    offsets = _full_offsets(radius)
-    half = offsets[count + 1:]
-
-    power = affinity.to(dtype) ** beta  # (B, K, h, w)
-    slots = torch.empty((batch, 2 * count + 1, height, width), dtype=dtype, device=device)
-    slots[:, count + 1:] = power
-    slots[:, count] = 1
-    for k, (dy, dx) in enumerate(half):
-        # the pair (q - d_k)–q is stored at the node q - d_k: move it to q
-        slots[:, count - 1 - k] = shift_pairs(power[:, k], [(-dy, -dx)], fill=0)[:, 0]
-    inside = shift_pairs(torch.ones((height, width), dtype=torch.bool, device=device), offsets, False)
-    slots = slots * inside  # partners outside the map carry no weight
-    degree = slots.sum(dim=1)  # (B, h, w) = A.sum(0) = A.sum(1): A is symmetric
+    crow, columns, source, stored = _structure(height, width, radius, affinity.device)
+    power = (affinity.to(dtype) ** beta).reshape(batch, count * nodes)
+    buffer = torch.cat([power, power.new_ones(batch, 1), power.new_zeros(batch, 1)], dim=1)
+    slots = buffer[:, source].view(batch, nodes, -1)  # A's rows, 0 outside the map
+    degree = slots.sum(dim=2)  # (B, N) = A.sum(0) = A.sum(1): A is symmetric
     if column_stochastic:
-        slots = slots / shift_pairs(degree, offsets, fill=1)
+        values = slots.reshape(batch, -1)[:, stored] / degree[:, columns]
     else:
-        slots = slots / degree.unsqueeze(1)
+        values = (slots / degree[:, :, None]).reshape(batch, -1)[:, stored]
 
-    # rows = nodes in flat order, entries = slots in offset order (= ascending column)
-    index_dtype = torch.int32 if batch * nodes * len(offsets) < 2**31 else torch.int64
-    mask = inside.permute(1, 2, 0).expand(batch, height, width, len(offsets))
-    values = slots.permute(0, 2, 3, 1)[mask]
-    shift = torch.tensor([dy * width + dx for dy, dx in offsets], device=device, dtype=torch.int64)
-    rows = torch.arange(batch * nodes, device=device, dtype=torch.int64).view(batch, height, width, 1)
-    columns = (rows + shift)[mask].to(index_dtype)
-    per_row = mask.reshape(batch * nodes, len(offsets)).sum(dim=1)
-    crow = torch.zeros(batch * nodes + 1, dtype=torch.int64, device=device)
-    crow[1:] = per_row.cumsum(0)
+    entries = columns.numel()
+    index_dtype = torch.int32 if batch * max(entries, nodes + 1) < 2**31 else torch.int64
+    shift = torch.arange(batch, device=affinity.device)[:, None]
+    crow = torch.cat([(crow[:-1] + shift * entries).reshape(-1), crow[-1:] * batch])
+    columns = (columns + shift * nodes).reshape(-1)
     size = (batch * nodes, batch * nodes)
     with warnings.catch_warnings():  # "sparse CSR support is in beta"
         warnings.simplefilter("ignore")
-        return torch.sparse_csr_tensor(crow.to(index_dtype), columns, values, size=size,
-                                       check_invariants=False)
+        return torch.sparse_csr_tensor(crow.to(index_dtype), columns.to(index_dtype), values.reshape(-1),
+                                       size=size, check_invariants=False)
+
+
+def _into_two_buffers(step: torch.Tensor, x: torch.Tensor):
+    """x ↦ step @ x written into whichever of two buffers x is not: on the CPU a fresh result
+    costs a zero fill and a copy, a fifth of a 56×56 step. The buffers only ever hold finite
+    numbers, as beta=0 asks."""
+    buffers = (x, torch.zeros_like(x))
+
+    def product(current: torch.Tensor) -> torch.Tensor:
+        out = buffers[1] if current.data_ptr() == buffers[0].data_ptr() else buffers[0]
+        return torch.addmm(out, step, current, beta=0, out=out)
+
+    return product
 
 
 @torch.no_grad()
@@ -117,8 +147,10 @@ def random_walk(cam: torch.Tensor, affinity: torch.Tensor, beta: float = 8.0, lo
     only), equal to the dense computation, via 2^logt sparse products on the inputs' device.
     Not differentiable.
 
-    On the CPU it uses torch's intra-op threads; each step is a small kernel, so processes
-    sharing the cores should run with one thread each (see BENCHMARKS.md)."""
+    On the CPU each step is a small kernel: the steps run on one thread or on torch's intra-op
+    threads, whichever is faster per step at the time (psa/ops/pacing.py), so a walk keeps its
+    speed when other processes hold cores; the result is the same bits either way. The
+    caller's thread count is restored."""
     cam, batched = _as_batched("cam", cam)
     affinity, affinity_batched = _as_batched("affinity", affinity)
     if batched != affinity_batched:
@@ -134,15 +166,21 @@ def random_walk(cam: torch.Tensor, affinity: torch.Tensor, beta: float = 8.0, lo
         raise PsaError(f"random walk beta must be > 0, got {beta!r}")
     batch, channels, height, width = cam.shape
     dtype = torch.promote_types(cam.dtype, torch.float32)
-    step = _build(_keep_pairs(affinity.to(cam.device), radius, pairs), beta, radius, dtype,
-                  column_stochastic=False)
-
-    # (B·N, C) node-major; channels padded to a multiple of 8, which the CPU kernel prefers
-    padded = -(-channels // 8) * 8
-    x = torch.zeros((batch, height, width, padded), dtype=dtype, device=cam.device)
-    x[..., :channels] = cam.permute(0, 2, 3, 1)
-    x = x.view(batch * height * width, padded)
-    for _ in range(2 ** logt):
-        x = step @ x
-    out = x.view(batch, height, width, padded)[..., :channels].permute(0, 3, 1, 2).contiguous()
+    on_cpu = cam.device.type == "cpu"
+    threads = torch.get_num_threads()
+    # on the CPU the build's dozen small ops run on one thread: none waits on a barrier
+    with intra_op_threads(1) if on_cpu else nullcontext():
+        step = _build(_keep_pairs(affinity.to(cam.device), radius, pairs), beta, radius, dtype,
+                      column_stochastic=False)
+        # (B·N, C) node-major; channels padded to a multiple of 8, which the CPU kernel prefers
+        padded = -(-channels // 8) * 8
+        x = torch.zeros((batch, height, width, padded), dtype=dtype, device=cam.device)
+        x[..., :channels] = cam.permute(0, 2, 3, 1)
+        x = x.view(batch * height * width, padded)
+        if on_cpu:  # 1 thread or all, whichever is faster now (psa/ops/pacing.py)
+            x = PACER.repeat(_into_two_buffers(step, x), x, 2 ** logt, threads)
+        else:
+            for _ in range(2 ** logt):
+                x = step @ x
+        out = x.view(batch, height, width, padded)[..., :channels].permute(0, 3, 1, 2).contiguous()
     return out if batched else out[0]
