@@ -146,10 +146,14 @@ def test_without_the_cpu_switch_every_process_refuses_to_run_alone(tmp_path):
     _confident_labels_from_gt(load_recipe(DEMO, overrides(run_dir)))  # the refusal, not missing inputs, stops it
     results = launch_machines(tmp_path, SCRIPTS / "without_cpu_switch.py", str(ROOT / "tools" / "train.py"),
                               DEMO, *overrides(run_dir))
+    refusal = (f"the launcher started {PROCESSES} processes (WORLD_SIZE={PROCESSES}) but "
+               "Accelerate runs this one as 1 of 1")
     for rank, (code, output) in enumerate(results):
         assert code != 0, f"machine {rank} ran without the CPU switch:\n{output[-3000:]}"
-        assert output.count(f"the launcher started {PROCESSES} processes (WORLD_SIZE={PROCESSES}) but "
-                            "Accelerate runs this one as 1 of 1") == PROCESSES // MACHINES, output[-3000:]
+        # every process refused (exit 2, psa's user-error code), each machine's two
+        assert output.count("exitcode  : 2") == PROCESSES // MACHINES, output[-3000:]
+    # and the line is said once, by the main process (RANK 0), not by every rank
+    assert sum(output.count(refusal) for _, output in results) == 1, results[0][1][-3000:]
     assert not (run_dir / "affinity").exists()
 
 
