@@ -352,19 +352,29 @@ class RandomWalkConfig:
 
 
 @dataclass
-class LabelCrfConfig:
-    """IRN's CRF over hard labels (`misc/imutils.crf_inference_label`), unlike PSA's over scores."""
-
-    iterations: int = 10
-    gt_prob: float = 0.7
+class CrfConfig:
     gaussian_sxy: float = 3.0
     gaussian_compat: float = 3.0
-    bilateral_sxy: float = 50.0
-    bilateral_srgb: float = 5.0
+    bilateral_sxy: float = 80.0
+    bilateral_srgb: float = 13.0
     bilateral_compat: float = 10.0
+    iterations: int = 10
 
     def check(self, key: str) -> None:
         require(self.iterations >= 1, f"{key}.iterations", "must be >= 1")
+
+
+@dataclass
+class LabelCrfConfig(CrfConfig):
+    """IRN's CRF over hard labels (`misc/imutils.crf_inference_label`), unlike PSA's over
+    scores: the unary says each pixel's label with probability gt_prob; bilateral 50 / 5."""
+
+    bilateral_sxy: float = 50.0
+    bilateral_srgb: float = 5.0
+    gt_prob: float = 0.7
+
+    def check(self, key: str) -> None:
+        super().check(key)
         require(0 < self.gt_prob < 1, f"{key}.gt_prob", f"must be in (0, 1), got {self.gt_prob}")
 
 
@@ -416,19 +426,6 @@ class IrnConfig:
         require(self.centroid_steps >= 1, f"{key}.centroid_steps", "must be >= 1")
         require(self.centroid_threshold > 0, f"{key}.centroid_threshold", "must be > 0")
         require(0 <= self.min_instance_area < 1, f"{key}.min_instance_area", "must be in [0, 1)")
-
-
-@dataclass
-class CrfConfig:
-    gaussian_sxy: float = 3.0
-    gaussian_compat: float = 3.0
-    bilateral_sxy: float = 80.0
-    bilateral_srgb: float = 13.0
-    bilateral_compat: float = 10.0
-    iterations: int = 10
-
-    def check(self, key: str) -> None:
-        require(self.iterations >= 1, f"{key}.iterations", "must be >= 1")
 
 
 @dataclass

@@ -87,12 +87,14 @@ def load_irn(recipe: Recipe, classes=None):
 
 
 @torch.no_grad()
-def boundary_map(model, image: np.ndarray, device) -> torch.Tensor:
-    """IRN's boundary probability at stride 4 from the image and its mirror image (h, w):
-    sigmoid(e0 / 2 + flip(e1) / 2), as `EdgeDisplacement.forward`."""
+def boundary_and_displacement(model, image: np.ndarray, device) -> tuple[torch.Tensor, np.ndarray]:
+    """IRN's `EdgeDisplacement.forward` at stride 4: the boundary probability (h, w) from the
+    image and its mirror image, sigmoid(e0 / 2 + flip(e1) / 2), and the displacement (2, h, w)
+    of the image alone."""
     x = normalize(image).to(device)
-    logits, _ = model(torch.stack([x, x.flip(-1)]))
-    return torch.sigmoid(logits[0, 0].float() / 2 + logits[1, 0].float().flip(-1) / 2)
+    logits, displacement = model(torch.stack([x, x.flip(-1)]))
+    boundary = torch.sigmoid(logits[0, 0].float() / 2 + logits[1, 0].float().flip(-1) / 2)
+    return boundary, displacement[0].float().cpu().numpy()
 
 
 def strided_cams(cams: np.ndarray, size: tuple[int, int], device) -> torch.Tensor:
@@ -147,7 +149,7 @@ def run_boundary_walk(recipe: Recipe, reporter: Reporter | None = None) -> dict:
         cams, class_ids = _cams(recipe, item.image_id)
         image = item.load()
         with accelerator.autocast():
-            boundary = boundary_map(model, image, accelerator.device)
+            boundary, _ = boundary_and_displacement(model, image, accelerator.device)
         scores = walk_scores(strided_cams(cams, tuple(boundary.shape), accelerator.device), boundary, recipe)
         full = upsample_scores(scores, *image.shape[:2], stride=IRN_STRIDE)
         lookup = np.concatenate([[0], class_ids]).astype(np.uint8)

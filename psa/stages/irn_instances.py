@@ -14,7 +14,6 @@ import torch.nn.functional as F
 from PIL import Image
 
 from ..config import Recipe
-from ..data.transforms import normalize
 from ..engine.report import Reporter
 from ..errors import PsaError
 from ..io import atomic_write_json, save_label_png
@@ -25,23 +24,13 @@ from ..ops.instances import cluster_centroids, detect_instances, find_centroids
 from ..provenance import StageSpec, check_upstream, write_record
 from ..tasks.irn import IRN_STRIDE
 from .common import default_splits, items_for
-from .irn import _cams, load_irn, strided_cams
+from .irn import _cams, boundary_and_displacement, load_irn, strided_cams
 from .per_image import PerImageJob, run_per_image
 from .registry import REGISTRY, Step, SummaryRow, register
 
 STEP, EVAL = "irn_instances", "eval_irn_instances"
 IOU_THRESHOLDS = (0.25, 0.5, 0.75)
 MAX_INSTANCES = 254  # ids of a uint8 PNG besides 0 (background) and 255 (void)
-
-
-@torch.no_grad()
-def boundary_and_displacement(model, image: np.ndarray, device) -> tuple[torch.Tensor, np.ndarray]:
-    """IRN's `EdgeDisplacement`: the boundary from the image and its mirror image, the
-    displacement (2, h, w) from the image alone, at stride 4."""
-    x = normalize(image).to(device)
-    logits, displacement = model(torch.stack([x, x.flip(-1)]))
-    boundary = torch.sigmoid(logits[0, 0].float() / 2 + logits[1, 0].float().flip(-1) / 2)
-    return boundary, displacement[0].float().cpu().numpy()
 
 
 def instances_of(cams: np.ndarray, class_ids: np.ndarray, boundary: torch.Tensor, displacement: np.ndarray,
