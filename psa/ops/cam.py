@@ -13,7 +13,7 @@ from PIL import Image
 from ..config import CrfConfig
 from ..constants import IGNORE_INDEX
 from ..data.transforms import normalize
-from .crf import dense_crf
+from .crf import dense_crfs
 
 
 @torch.no_grad()
@@ -67,11 +67,9 @@ def confident_labels(image: np.ndarray, cams: np.ndarray, class_ids: np.ndarray,
     argmax. `transforms.downsample_label` reduces this map to stride 8 by block vote.
     """
     lookup = np.concatenate([[0], class_ids]).astype(np.uint8)
-    decided = []
-    for alpha in (low_alpha, high_alpha):
-        scores = np.concatenate([background_score(cams, alpha)[None], cams.astype(np.float32)])
-        decided.append(dense_crf(image, scores, crf).argmax(axis=0))
-    low, high = decided
+    scores = [np.concatenate([background_score(cams, alpha)[None], cams.astype(np.float32)])
+              for alpha in (low_alpha, high_alpha)]
+    low, high = (marginals.argmax(axis=0) for marginals in dense_crfs(image, scores, crf))
     label = lookup[low]
     label[low == 0] = IGNORE_INDEX
     label[high == 0] = 0
