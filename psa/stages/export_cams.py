@@ -6,11 +6,13 @@ from __future__ import annotations
 from pathlib import Path
 
 import numpy as np
+import torch
 
 from ..config import Recipe
 from ..engine.report import Reporter
 from ..io import save_label_png, save_npz
 from ..layout import RunLayout
+from ..models.fold_bn import fold_batch_norm
 from ..ops.cam import cam_prediction, confident_labels, multiscale_cam
 from ..provenance import StageSpec
 from ..tasks.cam import build_cam_model
@@ -60,7 +62,9 @@ def export_cams(recipe: Recipe, reporter: Reporter | None = None) -> dict:
                 for name, folder in folders.items()}
 
     def load_model(accelerator):
-        return load_cam_net(recipe, items[0].source.classes).to(accelerator.device)
+        model = load_cam_net(recipe, items[0].source.classes).to(accelerator.device)
+        example = torch.rand(1, 3, 64, 64, device=accelerator.device)
+        return fold_batch_norm(model, example, lambda net, x: net.forward_cam(x))[0]
 
     def compute(model, item, paths, accelerator) -> None:
         image = item.source.load_image(item.index)
