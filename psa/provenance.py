@@ -34,9 +34,11 @@ from .errors import PsaError
 from .io import atomic_write_json
 
 # Read by some stage, never change a result: where to write, how fast, how often to log
-# (run.channels_last: a memory layout, the same model up to float rounding, like thread counts).
+# (run.channels_last: a memory layout, the same model up to float rounding, like thread counts;
+# run.cpu_workers: how many processes share the images).
 OPERATIONAL_KEYS = (
-    "task", "run.dir", "run.num_workers", "run.min_free_mb", "run.deterministic", "run.channels_last", "pipeline",
+    "task", "run.dir", "run.num_workers", "run.cpu_workers", "run.min_free_mb", "run.deterministic",
+    "run.channels_last", "pipeline",
     "eval.crf_workers", "*.train.checkpoint_every", "*.train.keep_checkpoints", "*.train.resume",
     "*.train.log_every", "*.train.images_per_epoch",
 )

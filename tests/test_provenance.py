@@ -104,7 +104,8 @@ def undeclared(reads: set[str], spec) -> list[str]:
 def finished_run(tmp_path_factory):
     """Every pipeline step, in order, each with a fresh read recorder: (run dir, reads per step)."""
     run_dir = tmp_path_factory.mktemp("provenance") / "run"
-    recipe = recipe_at(run_dir)
+    # in-process: the recorder sees reads in this process only, not in forked image workers
+    recipe = recipe_at(run_dir, "run.cpu_workers=1")
     reads = {}
     for step in STEPS:
         recorder = ReadRecorder()

@@ -62,10 +62,14 @@ class RunConfig:
     num_workers: int = 4
     min_free_mb: int = 500  # every tool refuses to start with less free disk under run.dir
     channels_last: bool = False  # NHWC weights for training; opt-in, for tensor-core GPUs (bench/gpu_stages.py)
+    # per-image stages on a CPU (CAM export, walks, prediction): images shared by this many forked
+    # processes of one thread each; 0 = one per core (psa/engine/cpu_workers.py), 1 = in-process
+    cpu_workers: int = 0
 
     def check(self, key: str) -> None:
         require(bool(self.dir), f"{key}.dir", "must not be empty")
         require(self.num_workers >= 0, f"{key}.num_workers", "must be >= 0")
+        require(self.cpu_workers >= 0, f"{key}.cpu_workers", "must be >= 0")
         require(self.min_free_mb >= 0, f"{key}.min_free_mb", "must be >= 0")
 
 

@@ -1,7 +1,8 @@
 """The skeleton every per-image step shares (CAM export, random walk, prediction, a new
 method's own): refuse stale upstream outputs → shard the images over the processes → skip
 what is written and still matches the recipe → load the model only if something is left →
-write each image's files atomically → a done file and the provenance record.
+write each image's files atomically (on a CPU, in forked worker processes: `run.cpu_workers`)
+→ a done file and the provenance record.
 
 A step supplies what differs: its images, the files of one image, the model, and the
 computation of one image (`PerImageJob`)."""
@@ -17,6 +18,7 @@ import numpy as np
 
 from ..config import Recipe
 from ..engine.accel import make_accelerator, shard, sum_over_processes
+from ..engine.cpu_workers import map_in_workers, worker_count
 from ..engine.report import Reporter
 from ..errors import PsaError
 from ..io import atomic_write_json
@@ -71,16 +73,22 @@ def run_per_image(recipe: Recipe, job: PerImageJob, prov: Provenance, reporter: 
             reporter.log(reason)
     accelerator.wait_for_everyone()
 
-    started, written, skipped, failed = time.perf_counter(), 0, 0, {}
+    started, written, failed = time.perf_counter(), 0, {}
+    todo = [item for item in mine if not all(p.is_file() for p in job.outputs(item).values())]
+    skipped = len(mine) - len(todo)
+    workers = worker_count(recipe.run.cpu_workers, accelerator.device, len(todo))
     reporter.start(job.title, total=len(mine))
-    for position, item in enumerate(mine, 1):
-        paths = job.outputs(item)
-        if all(p.is_file() for p in paths.values()):
-            skipped += 1
-        elif _compute(job, model, item, paths, accelerator, failed):
+    reporter.update(skipped)
+
+    def compute(item) -> tuple[str, Optional[str]]:
+        return item.image_id, _compute(job, model, item, job.outputs(item), accelerator)
+
+    for position, (image_id, error) in enumerate(map_in_workers(compute, todo, workers), skipped + 1):
+        if error is None:
             written += 1
         else:
-            reporter.log(f"{job.step}: skipped {item.image_id}: {failed[item.image_id]}")
+            failed[image_id] = error
+            reporter.log(f"{job.step}: skipped {image_id}: {error}")
         reporter.update(position)
     reporter.finish()
     accelerator.wait_for_everyone()
@@ -94,6 +102,7 @@ def run_per_image(recipe: Recipe, job: PerImageJob, prov: Provenance, reporter: 
     counts = sum_over_processes(accelerator, counts)
     summary = {"images": len(job.items), "written_here": written, "skipped_here": skipped, **job.summary,
                "seconds": round(time.perf_counter() - started, 2), "processes": accelerator.num_processes,
+               "cpu_workers": workers,
                "written_by_process": counts[0].tolist(), "skipped_by_process": counts[1].tolist()}
     if job.skip_failed:
         summary["failed"] = failed
@@ -107,8 +116,8 @@ def run_per_image(recipe: Recipe, job: PerImageJob, prov: Provenance, reporter: 
     return summary
 
 
-def _compute(job: PerImageJob, model, item, paths: dict[str, Path], accelerator, failed: dict) -> bool:
-    """One image; False (its message in `failed`, none of its files left) when it is skipped."""
+def _compute(job: PerImageJob, model, item, paths: dict[str, Path], accelerator) -> Optional[str]:
+    """One image; → None, or why it was skipped (none of its files left)."""
     try:
         job.compute(model, item, paths, accelerator)
     except PsaError as err:
@@ -116,6 +125,5 @@ def _compute(job: PerImageJob, model, item, paths: dict[str, Path], accelerator,
             raise
         for path in paths.values():
             path.unlink(missing_ok=True)
-        failed[item.image_id] = str(err)
-        return False
-    return True
+        return str(err)
+    return None
