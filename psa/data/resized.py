@@ -5,6 +5,8 @@ CAMs, pseudo masks and ground truth always share one size."""
 
 from __future__ import annotations
 
+import dataclasses
+
 import numpy as np
 from PIL import Image
 
@@ -54,6 +56,17 @@ class ResizedSource(SegmentationSource):
 
     def load_mask(self, index: int) -> np.ndarray:
         return self._resize(self.inner.load_mask(index), Image.NEAREST)
+
+    @property
+    def has_instances(self) -> bool:
+        return self.inner.has_instances
+
+    def load_instances(self, index: int):
+        """Each instance's mask resized as the class masks are (nearest)."""
+        found = self.inner.load_instances(index)
+        masks = np.stack([self._resize(m.astype(np.uint8), Image.NEAREST) > 0 for m in found.masks]) \
+            if len(found.masks) else np.zeros((0, *self.image_size(index)), dtype=bool)
+        return dataclasses.replace(found, masks=masks)
 
     def image_labels(self, index: int) -> np.ndarray:
         return self.inner.image_labels(index)

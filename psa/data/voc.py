@@ -44,9 +44,11 @@ from .base import (
     read_text_lines,
     validate_ids,
 )
+from .polygons import instances_from_polygons
 
 MASK_FOLDERS = ("SegmentationClass", "SegmentationClassAug")
 INSTANCE_FOLDER = "SegmentationObject"  # pixel = instance k of the image, 0 background, 255 void
+POLYGON_FOLDER = "coco_polygons"  # else: YOLO-seg polygon files <id>.txt (psa/data/polygons.py)
 IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png", ".JPG", ".JPEG", ".PNG")  # in the order image_path tries them
 
 
@@ -181,15 +183,26 @@ class VocSource(SegmentationSource):
                            + f" exists in {self.root}")
         return read_mask(path, self.num_classes, self.image_size(index))
 
+    def _instance_file(self, image_id: str) -> Optional[Path]:
+        for path in (self.root / INSTANCE_FOLDER / f"{image_id}.png", self.root / POLYGON_FOLDER / f"{image_id}.txt"):
+            if path.is_file():
+                return path
+        return None
+
     @property
     def has_instances(self) -> bool:
-        """True when every image has a mask and an instance map (SegmentationObject/<id>.png)."""
-        return self.has_masks and all((self.root / INSTANCE_FOLDER / f"{i}.png").is_file() for i in self.ids)
+        """True when every image has a mask and instances: an instance map
+        (SegmentationObject/<id>.png) or a polygon file (coco_polygons/<id>.txt)."""
+        return self.has_masks and all(self._instance_file(i) is not None for i in self.ids)
 
     def load_instances(self, index: int) -> InstanceMasks:
-        path = self.root / INSTANCE_FOLDER / f"{self.ids[index]}.png"
-        if not path.is_file():
-            raise PsaError(f"no instance map for image {self.ids[index]}: {path} does not exist")
+        image_id = self.ids[index]
+        path = self._instance_file(image_id)
+        if path is None:
+            raise PsaError(f"no instances for image {image_id}: neither {INSTANCE_FOLDER}/{image_id}.png nor "
+                           f"{POLYGON_FOLDER}/{image_id}.txt exists in {self.root}")
+        if path.suffix == ".txt":
+            return instances_from_polygons(path, self.load_mask(index))
         return instances_from_ids(read_mask(path, None, self.image_size(index)), self.load_mask(index))
 
     def image_labels(self, index: int) -> np.ndarray:
