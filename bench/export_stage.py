@@ -74,9 +74,9 @@ def patched(patches: dict):
         yield
 
 
-def scratch_run(recipe_path: str, overrides: list[str], source_run: Path, folder: Path, images: int, workers: int):
+def scratch_run(recipe_path: str, overrides: list[str], source_run: Path, folder: Path, workers: int):
     """A run folder holding only the trained classifier (and its records), so the export
-    recomputes every image; `images` > 0 keeps that many (an id list)."""
+    recomputes every image."""
     (folder / "cam").mkdir(parents=True)
     for path in (source_run / "cam").iterdir():
         if path.is_file():
@@ -181,7 +181,7 @@ def main() -> None:
     with tempfile.TemporaryDirectory(dir=source_run.parent) as scratch:
         for number, (title, patches, workers) in enumerate(VARIANTS):
             folder = Path(scratch) / f"variant{number}"
-            run_recipe = scratch_run(args.recipe, overrides, source_run, folder, args.images, workers)
+            run_recipe = scratch_run(args.recipe, overrides, source_run, folder, workers)
             with patched(patches):
                 start = time.perf_counter()
                 summary = export_module.export_cams(run_recipe)
