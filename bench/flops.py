@@ -56,6 +56,12 @@ def training_step(model: torch.nn.Module, crop: int, call) -> int:
     return flops(lambda: call(model, image).float().sum().backward())
 
 
+def training_images(train: int, cfg) -> int:
+    """Images a training stage sees over its epochs: full batches only, as the loader drops the
+    last partial one."""
+    return (train // cfg.batch_size) * cfg.batch_size * cfg.epochs
+
+
 def scaled(size: tuple[int, int], scale: float) -> tuple[int, int]:
     return max(1, round(size[0] * scale)), max(1, round(size[1] * scale))
 
@@ -79,8 +85,8 @@ def stage_flops(recipe, backbone: str, data: dict) -> dict[str, float]:
     train, val, size = data["train"], data["val"], data["size"]
     radius, rw = recipe.affinity.radius, recipe.random_walk
 
-    def images_seen(cfg) -> int:  # full batches only, as the loader drops the last partial one
-        return (train // cfg.batch_size) * cfg.batch_size * cfg.epochs
+    def images_seen(cfg) -> int:
+        return training_images(train, cfg)
 
     out = {}
     out["train CAM"] = images_seen(recipe.cam.train) * training_step(cam, recipe.cam.crop_size, lambda m, x: m(x))

@@ -24,7 +24,7 @@ from rich.table import Table  # noqa: E402
 from psa.config import load_recipe  # noqa: E402
 from psa.layout import RunLayout  # noqa: E402
 from psa.metrics import confusion_matrix, segmentation_scores  # noqa: E402
-from psa.stages.common import default_splits, items_for  # noqa: E402
+from psa.stages.common import items_for  # noqa: E402
 from psa.stages.random_walk import upsample_scores  # noqa: E402
 
 

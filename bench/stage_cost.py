@@ -105,7 +105,7 @@ def per_image_flops(recipe, backbone: str, data: dict) -> tuple[dict, dict, dict
     totals = flop_count.stage_flops(recipe, backbone, data)
 
     def seen(cfg) -> int:
-        return (data["train"] // cfg.batch_size) * cfg.batch_size * cfg.epochs
+        return flop_count.training_images(data["train"], cfg)
 
     counts = {"train CAM": seen(recipe.cam.train), "export CAMs": data["train"],
               "train AffinityNet": seen(recipe.affinity.train), "random walk": data["train"],

@@ -7,6 +7,7 @@ VOC_CLASSES = (
 )
 
 IGNORE_INDEX = 255  # "void" in VOC masks and "uncertain" in confident labels
+MAX_INSTANCES = 254  # instance ids of a uint8 map besides 0 (background) and 255 (void)
 
 IMAGENET_MEAN = (0.485, 0.456, 0.406)
 IMAGENET_STD = (0.229, 0.224, 0.225)

@@ -16,10 +16,9 @@ from pathlib import Path
 import numpy as np
 from PIL import Image, ImageDraw
 
+from ..constants import MAX_INSTANCES
 from ..errors import PsaError
 from .base import InstanceMasks, instances_from_ids
-
-MAX_INSTANCES = 254  # ids 1..254 in a uint8 map (255 is void)
 
 
 def read_polygons(path: Path, height: int, width: int) -> list[np.ndarray]:

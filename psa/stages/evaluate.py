@@ -9,7 +9,6 @@ once at the end, so every pixel counts once.
 from __future__ import annotations
 
 import multiprocessing
-import os
 import time
 from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass
@@ -24,6 +23,7 @@ from ..config import Recipe
 from ..constants import FEATURE_STRIDE
 from ..errors import PsaError
 from ..engine.accel import make_accelerator, shard, sum_over_processes
+from ..engine.cpu_workers import available_cores
 from ..engine.report import Reporter
 from ..io import atomic_write_json, remove_stale_temp_files, save_image
 from ..layout import RunLayout, StageFolder
@@ -257,7 +257,7 @@ class _Predictor:
                 yield item, gt, cam_prediction(cams, class_ids, self.recipe.cam.bg_threshold), (cams, class_ids)
 
     def _run_crf(self, items):
-        workers = self.recipe.eval.crf_workers or max(1, (os.cpu_count() or 1))
+        workers = self.recipe.eval.crf_workers or available_cores()
         if workers == 1:
             for item in items:
                 image = item.source.load_image(item.index)

@@ -14,6 +14,7 @@ import torch.nn.functional as F
 from PIL import Image
 
 from ..config import Recipe
+from ..constants import MAX_INSTANCES
 from ..engine.report import Reporter
 from ..errors import PsaError
 from ..io import atomic_write_json, save_label_png
@@ -30,7 +31,6 @@ from .registry import REGISTRY, Step, SummaryRow, register
 
 STEP, EVAL = "irn_instances", "eval_irn_instances"
 IOU_THRESHOLDS = (0.25, 0.5, 0.75)
-MAX_INSTANCES = 254  # ids of a uint8 PNG besides 0 (background) and 255 (void)
 
 
 def instances_of(cams: np.ndarray, class_ids: np.ndarray, boundary: torch.Tensor, displacement: np.ndarray,
