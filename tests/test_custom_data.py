@@ -213,14 +213,17 @@ def test_a_changed_image_or_a_new_mask_changes_the_records(guide, tmp_path):
     root = guide[0]
     image = root / "JPEGImages" / "syn_train_00003.jpg"
     before = fingerprints_asked(load_recipe(DEMO, guide[2]))
-    stat = image.stat()
+    stat, original = image.stat(), image.read_bytes()
     try:
-        os.utime(image, ns=(stat.st_atime_ns, stat.st_mtime_ns + 10**9))
+        os.utime(image, ns=(stat.st_atime_ns, stat.st_mtime_ns + 10**9))  # the same bytes, copied anew
+        assert fingerprints_asked(load_recipe(DEMO, guide[2])) == before
+        image.write_bytes(original + b"\0")  # an edited photo
         after = fingerprints_asked(load_recipe(DEMO, guide[2]))
         assert [name for name in WORK if after[name] == before[name]] == []
         assert "data.images[train]" in read_record(REGISTRY.get("train_cam").spec.record(
             load_recipe(DEMO, guide[2])))["inputs"]
     finally:
+        image.write_bytes(original)
         os.utime(image, ns=(stat.st_atime_ns, stat.st_mtime_ns))
     assert fingerprints_asked(load_recipe(DEMO, guide[2])) == before
 

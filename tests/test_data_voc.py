@@ -331,7 +331,7 @@ def test_content_identity_follows_labels_masks_and_images(voc):
     first = identity()
     assert set(first) == {"labels", "masks", "images"}
     assert first["labels"].startswith(f"{root / 'Annotations'} + {root / 'image_labels.txt'}: 2 images, sha256 ")
-    assert first["masks"].startswith("3 masks, ") and first["images"].startswith("3 images by size and mtime, ")
+    assert first["masks"].startswith("3 masks, ") and first["images"].startswith("3 images by content, ")
     assert identity() == first
     (root / "image_labels.txt").write_text("c bird train\n")  # "c 3 19" by name: the same labels
     assert identity() == first
@@ -341,7 +341,9 @@ def test_content_identity_follows_labels_masks_and_images(voc):
     save_label_png(root / "SegmentationClass" / "b.png", np.zeros((24, 16), np.uint8))
     assert identity()["masks"] != first["masks"] and identity()["labels"] == first["labels"]
     image = root / "JPEGImages" / "c.jpg"
-    os.utime(image, ns=(image.stat().st_atime_ns, image.stat().st_mtime_ns + 10**9))
+    os.utime(image, ns=(image.stat().st_atime_ns, image.stat().st_mtime_ns + 10**9))  # copied, remounted
+    assert identity()["images"] == first["images"]
+    Image.fromarray(np.full((24, 16, 3), 7, np.uint8)).save(image)  # an edited photo
     assert identity()["images"] != first["images"]
 
 

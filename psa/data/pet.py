@@ -133,7 +133,7 @@ class PetSource(SegmentationSource):
         return np.array([self._labels[index]], dtype=np.int64)
 
     def content_identity(self) -> dict[str, str]:
-        """The list file's classes, the trimaps by content, the images by size and mtime."""
+        """The list file's classes, the trimaps and the images by content."""
         trimaps, images = FolderIndex(self.root / "annotations" / "trimaps"), FolderIndex(self.root / "images")
         return content_identity(self.ids, [str(label) for label in self._labels],
                                 [trimaps.find(f"{image_id}.png") for image_id in self.ids],

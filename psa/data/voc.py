@@ -147,7 +147,7 @@ class VocSource(SegmentationSource):
 
     def content_identity(self) -> dict[str, str]:
         """The labels as image labels are read (an annotation by its content, an image_labels.txt
-        line by its resolved classes), the masks by content, the images by size and mtime; each
+        line by its resolved classes), the masks and the images by content; each
         file found as image_path / mask_path find it, from one listing per folder."""
         table = self._labels_table()
         annotations = FolderIndex(self.root / "Annotations")
