@@ -170,6 +170,31 @@ def test_only_the_chosen_methods_settings_enter_the_classifiers_record(method):
     assert fingerprint("cam.labeled.fraction=0.25") != base  # read by every method
 
 
+def test_mask_crf_moves_the_refined_masks_and_leaves_the_confident_labels():
+    """With `mask_crf` unset, refining steps record `crf` as before the key existed; once set,
+    it alone changes them, and `crf` then changes only the CAM export's labels."""
+    def records(*extra):
+        provenance = REGISTRY.provenance(load_recipe(DEMO, [*OVERRIDES, *extra]))
+        return {step: provenance.expected(step) for step in ("export_cams", "random_walk", "eval_rw_crf")}
+
+    base = records()
+    assert not any(key.startswith("mask_crf") for key in base["random_walk"]["inputs"])
+    assert base["random_walk"]["inputs"]["crf.bilateral_compat"] == 10.0
+    mask = records("mask_crf.bilateral_compat=3")
+    assert mask["export_cams"]["fingerprint"] == base["export_cams"]["fingerprint"]
+    assert mask["random_walk"]["inputs"]["mask_crf.bilateral_compat"] == 3.0
+    assert not any(key.startswith("crf.") for key in mask["random_walk"]["inputs"])
+    for step in ("random_walk", "eval_rw_crf"):
+        assert mask[step]["fingerprint"] != base[step]["fingerprint"]
+    labels = records("mask_crf.bilateral_compat=3", "crf.bilateral_compat=5")
+    assert labels["export_cams"]["fingerprint"] != mask["export_cams"]["fingerprint"]
+    assert labels["random_walk"]["inputs"] == mask["random_walk"]["inputs"]  # only its upstream moved
+    recipe = load_recipe(DEMO, ["mask_crf.bilateral_compat=3"])
+    assert recipe.refining_crf().bilateral_compat == 3.0 and recipe.refining_crf().bilateral_sxy == 80.0
+    plain = load_recipe(DEMO)
+    assert plain.mask_crf is None and plain.refining_crf() is plain.crf
+
+
 # ----------------------------------------------------------------------------- stale outputs
 
 

@@ -511,8 +511,17 @@ class Recipe:
     affinity: AffinityConfig = field(default_factory=AffinityConfig)
     random_walk: RandomWalkConfig = field(default_factory=RandomWalkConfig)
     irn: IrnConfig = field(default_factory=IrnConfig)
+    # the dense CRF of the confident labels (cam export) and, unless mask_crf is set, of every
+    # mask it refines: the walk's pseudo_crf, --crf evaluations, predictions, IRN's walk
     crf: CrfConfig = field(default_factory=CrfConfig)
+    # the CRF that refines masks, when it should differ from the labels' one (e.g. a weaker
+    # bilateral term for small photos); a whole section: unset keys take CrfConfig's defaults
+    mask_crf: Optional[CrfConfig] = None
     seg: SegConfig = field(default_factory=SegConfig)
     cps: CpsConfig = field(default_factory=CpsConfig)
     eval: EvalConfig = field(default_factory=EvalConfig)
     pipeline: PipelineConfig = field(default_factory=PipelineConfig)
+
+    def refining_crf(self) -> CrfConfig:
+        """The CRF that refines masks: `mask_crf`, or `crf` when it is unset."""
+        return self.mask_crf if self.mask_crf is not None else self.crf

@@ -29,6 +29,16 @@ class Item:
         return self.source.load_image(self.index)
 
 
+# The keys a mask-refining CRF reads: both sections, one of them unused (Recipe.refining_crf)
+REFINING_CRF_READS = ("crf", "mask_crf")
+
+
+def refining_crf_unused(recipe: Recipe) -> tuple[str, ...]:
+    """The CRF section a mask-refining step leaves unread: with `mask_crf` unset, its records
+    hold `crf` (and stay those they were before the key existed)."""
+    return ("crf",) if recipe.mask_crf is not None else ("mask_crf",)
+
+
 def items_for(recipe: Recipe, splits: list[str]) -> list[Item]:
     """The images of several splits, each id once, in a stable order."""
     seen: dict[str, Item] = {}

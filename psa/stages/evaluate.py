@@ -32,7 +32,7 @@ from ..ops.cam import cam_prediction
 from ..ops.crf import dense_crf
 from ..provenance import StageSpec, check_upstream, remove_output, write_record
 from ..viz import colorize_label, iou_bar_chart, side_by_side
-from .common import items_for
+from .common import REFINING_CRF_READS, items_for, refining_crf_unused
 from .export_cams import load_cam_file
 from .random_walk import to_probabilities, upsample_scores
 from .registry import REGISTRY, Step, SummaryRow
@@ -101,7 +101,7 @@ def eval_spec(source: Optional[Predictions], crf: bool = False, pred_dir: str | 
         if source.kind == "cam" and not crf:
             reads.append("eval.bg_sweep")
     if crf:
-        reads.append("crf")
+        reads += REFINING_CRF_READS
     if split is None:
         reads.append(source.split_key() if pred_dir is None else "data.eval_split")
     upstream = () if pred_dir else (source.step,)
@@ -112,7 +112,7 @@ def eval_spec(source: Optional[Predictions], crf: bool = False, pred_dir: str | 
     return StageSpec(reads=tuple(reads), ignores=("run.seed",),
                      record=lambda r: _eval_folder(r, source, crf, pred_dir) / "provenance.json",
                      outputs=lambda r: [_eval_folder(r, source, crf, pred_dir)], splits=splits,
-                     upstream=lambda r: upstream)
+                     upstream=lambda r: upstream, unused=refining_crf_unused if crf else lambda r: ())
 
 
 def evaluation_step(name: str, source: Predictions, task: str, crf: bool = False,
@@ -262,7 +262,8 @@ class _Predictor:
             for item in items:
                 image = item.source.load_image(item.index)
                 probs, lookup = self._scores(item, image.shape[:2])
-                yield item, item.source.load_mask(item.index), _crf_label(image, probs, lookup, self.recipe.crf), None
+                label = _crf_label(image, probs, lookup, self.recipe.refining_crf())
+                yield item, item.source.load_mask(item.index), label, None
             return
         # fork: the children only run numpy + pydensecrf, never torch
         context = multiprocessing.get_context("fork")
@@ -272,7 +273,7 @@ class _Predictor:
             for item in items:
                 image = item.source.load_image(item.index)
                 probs, lookup = self._scores(item, image.shape[:2])
-                pending.append((item, pool.submit(_crf_label, image, probs, lookup, self.recipe.crf)))
+                pending.append((item, pool.submit(_crf_label, image, probs, lookup, self.recipe.refining_crf())))
                 if len(pending) >= window:
                     done_item, future = pending.pop(0)
                     yield done_item, done_item.source.load_mask(done_item.index), future.result(), None

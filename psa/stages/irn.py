@@ -22,7 +22,7 @@ from ..ops.crf import dense_crf
 from ..ops.relation_labels import relation_labels
 from ..provenance import StageSpec
 from ..tasks.irn import IRN_STRIDE, build_irn_model, build_irn_task
-from .common import default_splits, items_for, load_trained
+from .common import REFINING_CRF_READS, default_splits, items_for, load_trained, refining_crf_unused
 from .evaluate import Predictions, evaluation_step
 from .export_cams import load_cam_file
 from .per_image import PerImageJob, run_per_image
@@ -126,14 +126,15 @@ def _walk_folders(recipe: Recipe, crf: bool) -> dict:
 
 
 WALK_SPEC = StageSpec(
-    reads=("irn.radius", "irn.beta", "irn.logt", "irn.sem_bg_threshold", "irn.split", "irn.dense_crf", "crf",
-           "irn.output_stride", "irn.init", "model.backbone", "model.freeze_bn", "model.freeze_stem",
+    reads=("irn.radius", "irn.beta", "irn.logt", "irn.sem_bg_threshold", "irn.split", "irn.dense_crf",
+           *REFINING_CRF_READS, "irn.output_stride", "irn.init", "model.backbone", "model.freeze_bn", "model.freeze_stem",
            "run.mixed_precision", "data.train_split", "data.eval_split"),
     ignores=("run.seed",),
     record=lambda r: RunLayout.of(r).stage("irn").record(WALK),
     outputs=lambda r: [*_walk_folders(r, crf=True).values(), RunLayout.of(r).stage("irn").done(WALK)],
     splits=lambda r: default_splits(r, r.irn.split),
     upstream=lambda r: ("train_irn", "export_cams"),
+    unused=refining_crf_unused,
 )
 
 
@@ -157,7 +158,7 @@ def run_boundary_walk(recipe: Recipe, reporter: Reporter | None = None) -> dict:
                  stride=np.int64(IRN_STRIDE))
         save_label_png(paths["boundary"], np.round(boundary.cpu().numpy() * 255).astype(np.uint8))
         if "pseudo_crf" in paths:
-            refined = dense_crf(image, to_probabilities(full), recipe.crf)
+            refined = dense_crf(image, to_probabilities(full), recipe.refining_crf())
             save_label_png(paths["pseudo_crf"], lookup[refined.argmax(0)])
         save_label_png(paths["pseudo"], lookup[full.argmax(0)])
 

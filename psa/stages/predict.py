@@ -23,7 +23,7 @@ from ..layout import prediction_done, prediction_extras, prediction_record
 from ..ops.crf import dense_crf
 from ..provenance import StageSpec
 from ..viz import colorize_label, legend
-from .common import items_for
+from .common import REFINING_CRF_READS, items_for, refining_crf_unused
 from .per_image import PerImageJob, run_per_image
 from .registry import REGISTRY, OutputCount, Step
 
@@ -127,7 +127,8 @@ def predict(recipe: Recipe, network: Optional[Network] = None, images: str | Non
     # the image list instead of a data split
     base = network.spec()
     spec = dataclasses.replace(
-        base, reads=base.reads + (("crf",) if crf else ()), record=lambda r: prediction_record(folder),
+        base, reads=base.reads + (REFINING_CRF_READS if crf else ()), record=lambda r: prediction_record(folder),
+        unused=(lambda r: (*base.unused(r), *refining_crf_unused(r))) if crf else base.unused,
         outputs=lambda r: [folder], splits=(lambda r: []) if images else base.splits)
     extra = {"images": [str(p.resolve()) for p in image_list.paths]} if images else None
     extras = prediction_extras(folder)
@@ -151,7 +152,7 @@ def predict(recipe: Recipe, network: Optional[Network] = None, images: str | Non
         with accelerator.autocast():
             probs = multiscale_probabilities(model, image, cfg.scales, cfg.flip, accelerator.device).cpu().numpy()
         if crf:
-            probs = dense_crf(image, probs, recipe.crf)
+            probs = dense_crf(image, probs, recipe.refining_crf())
         label = probs.argmax(0).astype(np.uint8)
         class_names = names or [f"class {k}" for k in range(probs.shape[0])]
         save_label_png(paths["mask"], label)

@@ -20,7 +20,7 @@ from ..ops.crf import dense_crf
 from ..ops.random_walk import random_walk
 from ..provenance import StageSpec
 from ..tasks.affinity import build_affinity_model
-from .common import default_splits, items_for, load_trained
+from .common import REFINING_CRF_READS, default_splits, items_for, load_trained, refining_crf_unused
 from .export_cams import load_cam_file
 from .per_image import PerImageJob, run_per_image
 from .registry import REGISTRY
@@ -39,13 +39,14 @@ NAME = "random_walk"  # the step (registered in psa/stages/affinity.py)
 
 # What the pseudo masks depend on (psa/provenance.py); a key this stage reads belongs here.
 SPEC = StageSpec(
-    reads=("random_walk", "crf", "model.backbone", "model.freeze_bn", "model.freeze_stem", "affinity.init",
-           "affinity.radius", "run.mixed_precision", "data.train_split", "data.eval_split"),
+    reads=("random_walk", *REFINING_CRF_READS, "model.backbone", "model.freeze_bn", "model.freeze_stem",
+           "affinity.init", "affinity.radius", "run.mixed_precision", "data.train_split", "data.eval_split"),
     ignores=("run.seed",),
     record=lambda r: RunLayout.of(r).walk_record,
     outputs=lambda r: [*_outputs(r, crf=True).values(), RunLayout.of(r).walk_done],
     splits=lambda r: default_splits(r, r.random_walk.split),
     upstream=lambda r: ("train_affinity", "export_cams"),
+    unused=refining_crf_unused,
 )
 
 
@@ -105,7 +106,7 @@ def run_random_walk(recipe: Recipe, reporter: Reporter | None = None) -> dict:
         full = upsample_scores(scores, *image.shape[:2])
         save_npz(paths["scores"], scores=scores.cpu().numpy().astype(np.float16), classes=class_ids)
         if "pseudo_crf" in paths:
-            refined = dense_crf(image, to_probabilities(full), recipe.crf)
+            refined = dense_crf(image, to_probabilities(full), recipe.refining_crf())
             save_label_png(paths["pseudo_crf"], lookup[refined.argmax(0)])
         save_label_png(paths["pseudo"], lookup[full.argmax(0)])
 
