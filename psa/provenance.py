@@ -4,9 +4,9 @@ A stage declares, next to its code, a `StageSpec`: the recipe keys whose values 
 it writes (`reads`), the keys it reads that do not (`ignores`), the data splits it reads and
 the upstream steps whose outputs it consumes. Its *record* is then a pure function of the
 recipe: those keys' values, the data identity (kind, root, class list, generator settings,
-the ids of each split, its label files and masks by content, its image files by size and
-modification time) and the records of its upstream steps, hashed into a fingerprint.
-Nothing here decodes an image, so checking a finished stage stays cheap.
+the ids of each split, its label files, masks and image files by content) and the records of
+its upstream steps, hashed into a fingerprint. Nothing here decodes an image, and a file's
+hash is kept for the process while its size and mtime hold, so checking again stays cheap.
 
 The module knows no stage: a `Provenance` is handed the registry's lookup (step name →
 StageSpec) by whoever plans or runs the steps (psa/stages/registry.py).
@@ -125,7 +125,7 @@ class Provenance:
         identity: dict[str, Any] = {}
         for split in splits:
             if split not in self._splits:
-                # list files, label files and masks, image file sizes and times: never an image
+                # list files, label files, masks and image files by their bytes: no image decoded
                 source = build_source(data, split)
                 ids = "\n".join(source.ids).encode("utf-8")
                 self._splits[split] = {"classes": list(source.classes),
