@@ -21,7 +21,6 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 import numpy as np  # noqa: E402
-import torch  # noqa: E402
 from rich.console import Console  # noqa: E402
 from rich.table import Table  # noqa: E402
 
@@ -31,7 +30,7 @@ from psa.layout import RunLayout  # noqa: E402
 from psa.metrics import confusion_matrix, segmentation_scores  # noqa: E402
 from psa.ops.crf import dense_crf  # noqa: E402
 from psa.stages.common import items_for  # noqa: E402
-from psa.stages.random_walk import to_probabilities, upsample_scores  # noqa: E402
+from psa.stages.random_walk import load_walk_scores, to_probabilities, upsample_scores  # noqa: E402
 
 FIELDS = {f.name: f.type for f in dataclasses.fields(CrfConfig)}
 
@@ -68,11 +67,10 @@ def main() -> None:
     conf = {name: np.zeros((num, num + 1), np.int64) for name in ["no CRF", *settings]}
     started = time.perf_counter()
     for item in items:
-        with np.load(scores_dir / f"{item.image_id}.npz") as data:
-            scores, class_ids = data["scores"].astype(np.float32), data["classes"].astype(np.int64)
+        scores, class_ids, stride = load_walk_scores(scores_dir / f"{item.image_id}.npz")
         image, gt = item.source.load_image(item.index), item.source.load_mask(item.index)
         lookup = np.concatenate([[0], class_ids]).astype(np.uint8)
-        full = upsample_scores(torch.from_numpy(scores), *image.shape[:2])
+        full = upsample_scores(scores, *image.shape[:2], stride=stride)
         conf["no CRF"] += confusion_matrix(lookup[full.argmax(0)], gt, num)
         probs = to_probabilities(full)
         for name, cfg in settings.items():

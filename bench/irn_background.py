@@ -17,7 +17,6 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 import numpy as np  # noqa: E402
-import torch  # noqa: E402
 from rich.console import Console  # noqa: E402
 from rich.table import Table  # noqa: E402
 
@@ -25,7 +24,7 @@ from psa.config import load_recipe  # noqa: E402
 from psa.layout import RunLayout  # noqa: E402
 from psa.metrics import confusion_matrix, segmentation_scores  # noqa: E402
 from psa.stages.common import items_for  # noqa: E402
-from psa.stages.random_walk import upsample_scores  # noqa: E402
+from psa.stages.random_walk import load_walk_scores, upsample_scores  # noqa: E402
 
 
 def main() -> None:
@@ -45,8 +44,7 @@ def main() -> None:
         path = folder / f"{item.image_id}.npz"
         if not path.is_file():
             sys.exit(f"bench/irn_background.py: no walk scores {path}; run the irn_walk step first")
-        with np.load(path) as data:
-            scores, class_ids, stride = torch.from_numpy(data["scores"].astype(np.float32)), data["classes"], int(data["stride"])
+        scores, class_ids, stride = load_walk_scores(path)
         gt = item.source.load_mask(item.index)
         lookup = np.concatenate([[0], class_ids]).astype(np.uint8)
         for threshold in args.thresholds:

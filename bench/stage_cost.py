@@ -17,6 +17,7 @@ The dense CRF stays on the CPU: its hours are the measured CRF time × images ÷
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import platform
 import sys
 import time
@@ -53,8 +54,7 @@ def timed(fn, repeats: int) -> float:
 
 def measure(recipe, backbone: str, size: tuple[int, int], repeats: int) -> dict[str, float]:
     """Seconds per image of each stage's network work on this CPU."""
-    model_cfg = type(recipe.model)(**{**vars(recipe.model), "backbone": backbone, "pretrained": False,
-                                      "weights": None})
+    model_cfg = dataclasses.replace(recipe.model, backbone=backbone, pretrained=False, weights="")
     torch.manual_seed(0)
     cam = CamNet(build_backbone(model_cfg, load_weights=False), 20)
     affinity = AffinityNet(build_backbone(model_cfg, load_weights=False))

@@ -16,11 +16,9 @@ from pathlib import Path
 from typing import Callable, Optional
 
 import numpy as np
-import torch
 from PIL import Image
 
 from ..config import Recipe
-from ..constants import FEATURE_STRIDE
 from ..errors import PsaError
 from ..engine.accel import make_accelerator, shard, sum_over_processes
 from ..engine.cpu_workers import available_cores
@@ -34,7 +32,7 @@ from ..provenance import StageSpec, check_upstream, remove_output, write_record
 from ..viz import colorize_label, iou_bar_chart, side_by_side
 from .common import REFINING_CRF_READS, items_for, refining_crf_unused
 from .export_cams import load_cam_file
-from .random_walk import to_probabilities, upsample_scores
+from .random_walk import load_walk_scores, to_probabilities, upsample_scores
 from .registry import REGISTRY, Step, SummaryRow
 
 
@@ -231,9 +229,7 @@ class _Predictor:
             bg = np.full((1, *cams.shape[1:]), self.recipe.cam.bg_threshold, dtype=np.float32)
             scores = np.concatenate([bg, cams])
         else:
-            with np.load(path) as data:  # walk scores: channel 0 = background, at the file's stride
-                small, class_ids = torch.from_numpy(data["scores"].astype(np.float32)), data["classes"]
-                stride = int(data["stride"]) if "stride" in data else FEATURE_STRIDE
+            small, class_ids, stride = load_walk_scores(path)
             scores = upsample_scores(small, *image_shape, stride=stride)
         if scores.shape[1:] != image_shape:
             raise PsaError(f"scores in {path} are {scores.shape[1:]}, the image is {image_shape}")

@@ -75,6 +75,14 @@ def walk_with_affinity(cams: np.ndarray, affinity: torch.Tensor, recipe: Recipe)
     return random_walk(small, affinity, beta=rw.beta, logt=rw.logt, radius=rw.radius, pairs=rw.pairs)
 
 
+def load_walk_scores(path) -> tuple[torch.Tensor, np.ndarray, int]:
+    """A walk's scores file (this stage's or IRN's) → (scores (K+1, h, w) float32, channel 0 the
+    background; class ids (K,); the stride of the padded image they are at, 8 unless it says)."""
+    with np.load(path) as data:
+        stride = int(data["stride"]) if "stride" in data else FEATURE_STRIDE
+        return torch.from_numpy(data["scores"].astype(np.float32)), data["classes"].astype(np.int64), stride
+
+
 def upsample_scores(scores: torch.Tensor, height: int, width: int, stride: int = FEATURE_STRIDE) -> np.ndarray:
     """Scores at `stride` of the (padded) image → (C, height, width) float32 for the image itself."""
     padded = (scores.shape[-2] * stride, scores.shape[-1] * stride)
