@@ -30,7 +30,7 @@ from psa.layout import RunLayout  # noqa: E402
 from psa.metrics import confusion_matrix, segmentation_scores  # noqa: E402
 from psa.ops.crf import dense_crf  # noqa: E402
 from psa.stages.common import items_for  # noqa: E402
-from psa.stages.random_walk import load_walk_scores, to_probabilities, upsample_scores  # noqa: E402
+from psa.ops.walk_scores import load_walk_scores, to_probabilities, upsample_scores  # noqa: E402
 
 FIELDS = {f.name: f.type for f in dataclasses.fields(CrfConfig)}
 

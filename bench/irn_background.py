@@ -24,7 +24,7 @@ from psa.config import load_recipe  # noqa: E402
 from psa.layout import RunLayout  # noqa: E402
 from psa.metrics import confusion_matrix, segmentation_scores  # noqa: E402
 from psa.stages.common import items_for  # noqa: E402
-from psa.stages.random_walk import load_walk_scores, upsample_scores  # noqa: E402
+from psa.ops.walk_scores import load_walk_scores, upsample_scores  # noqa: E402
 
 
 def main() -> None:

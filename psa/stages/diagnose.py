@@ -31,11 +31,12 @@ from ..layout import RunLayout
 from ..metrics import confusion_matrix, multilabel_scores, segmentation_scores
 from ..ops.affinity_labels import label_affinity, pair_labels
 from ..ops.cam import cam_prediction
+from ..ops.walk_scores import upsample_scores
 from ..tasks.affinity import confident_label_path
 from .common import items_for, output_dirs
 from .evaluate import sweep_thresholds
 from .export_cams import load_cam_file, load_cam_net
-from .random_walk import load_affinity_net, upsample_scores, walk_with_affinity
+from .random_walk import load_affinity_net, walk_with_affinity
 PAIR_SETS = ("bg", "fg", "neg")
 # a walk within this many mIoU points of its ground-truth bound has little left to gain
 NEAR_BOUND = 0.03

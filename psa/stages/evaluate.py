@@ -28,11 +28,11 @@ from ..layout import RunLayout, StageFolder
 from ..metrics import confusion_matrix, segmentation_scores
 from ..ops.cam import cam_prediction
 from ..ops.crf import dense_crf
+from ..ops.walk_scores import load_walk_scores, to_probabilities, upsample_scores
 from ..provenance import StageSpec, check_upstream, remove_output, write_record
 from ..viz import colorize_label, iou_bar_chart, side_by_side
 from .common import REFINING_CRF_READS, items_for, refining_crf_unused
 from .export_cams import load_cam_file
-from .random_walk import load_walk_scores, to_probabilities, upsample_scores
 from .registry import REGISTRY, Step, SummaryRow
 
 

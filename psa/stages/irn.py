@@ -20,13 +20,13 @@ from ..layout import RunLayout
 from ..ops.boundary import boundary_walk
 from ..ops.crf import dense_crf
 from ..ops.relation_labels import relation_labels
+from ..ops.walk_scores import to_probabilities, upsample_scores
 from ..provenance import StageSpec
 from ..tasks.irn import IRN_STRIDE, build_irn_model, build_irn_task
 from .common import REFINING_CRF_READS, default_splits, items_for, load_trained, refining_crf_unused
 from .evaluate import Predictions, evaluation_step
 from .export_cams import load_cam_file
 from .per_image import PerImageJob, run_per_image
-from .random_walk import to_probabilities, upsample_scores
 from .registry import REGISTRY, Step, SummaryRow, register
 from .training import training_spec, training_step
 

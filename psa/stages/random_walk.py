@@ -18,6 +18,7 @@ from ..layout import RunLayout
 from ..ops.cam import background_score
 from ..ops.crf import dense_crf
 from ..ops.random_walk import random_walk
+from ..ops.walk_scores import to_probabilities, upsample_scores
 from ..provenance import StageSpec
 from ..tasks.affinity import build_affinity_model
 from .common import REFINING_CRF_READS, default_splits, items_for, load_trained, refining_crf_unused
@@ -75,21 +76,6 @@ def walk_with_affinity(cams: np.ndarray, affinity: torch.Tensor, recipe: Recipe)
     return random_walk(small, affinity, beta=rw.beta, logt=rw.logt, radius=rw.radius, pairs=rw.pairs)
 
 
-def load_walk_scores(path) -> tuple[torch.Tensor, np.ndarray, int]:
-    """A walk's scores file (this stage's or IRN's) → (scores (K+1, h, w) float32, channel 0 the
-    background; class ids (K,); the stride of the padded image they are at, 8 unless it says)."""
-    with np.load(path) as data:
-        stride = int(data["stride"]) if "stride" in data else FEATURE_STRIDE
-        return torch.from_numpy(data["scores"].astype(np.float32)), data["classes"].astype(np.int64), stride
-
-
-def upsample_scores(scores: torch.Tensor, height: int, width: int, stride: int = FEATURE_STRIDE) -> np.ndarray:
-    """Scores at `stride` of the (padded) image → (C, height, width) float32 for the image itself."""
-    padded = (scores.shape[-2] * stride, scores.shape[-1] * stride)
-    up = F.interpolate(scores[None].float(), size=padded, mode="bilinear", align_corners=False)[0]
-    return up[:, :height, :width].cpu().numpy()
-
-
 def run_random_walk(recipe: Recipe, reporter: Reporter | None = None) -> dict:
     cam_dir = RunLayout.of(recipe).cams
     folders = _outputs(recipe, crf=recipe.random_walk.crf)
@@ -121,9 +107,3 @@ def run_random_walk(recipe: Recipe, reporter: Reporter | None = None) -> dict:
     job = PerImageJob(NAME, "random walk", SPEC, items, outputs_of, list(folders.values()), load_model,
                       compute, done_file=RunLayout.of(recipe).walk_done)
     return run_per_image(recipe, job, REGISTRY.provenance(recipe), reporter)
-
-
-def to_probabilities(scores: np.ndarray) -> np.ndarray:
-    """Non-negative scores → per-pixel distributions for the CRF unary."""
-    scores = np.clip(scores, 0, None) + 1e-5
-    return scores / scores.sum(axis=0, keepdims=True)
