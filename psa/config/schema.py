@@ -438,6 +438,10 @@ class SegConfig:
     head: SegHead = "aspp"  # aspp (DeepLab-v2) | deeplabv3
     labels: SegLabels = "pseudo"  # gt: the upper bound
     walk: Walk = "affinity"  # with labels pseudo / pseudo_crf: AffinityNet's walk (PSA) or IRN's
+    # with pseudo labels: pixels where the walk's own class probability (its scores normalised
+    # over the classes, before any CRF) is below this are left out of the loss; 0 keeps every
+    # pixel, as PSA does
+    min_confidence: float = 0.0
     crop_size: int = 448
     resize_range: list[float] = field(default_factory=lambda: [0.5, 1.5])
     color_jitter: list[float] = field(default_factory=lambda: [0.3, 0.3, 0.3, 0.1])
@@ -450,6 +454,9 @@ class SegConfig:
         _check_jitter(self.color_jitter, f"{key}.color_jitter")
         _check_interval(self.resize_range, f"{key}.resize_range")
         _check_scales(self.scales, f"{key}.scales")
+        require(0 <= self.min_confidence < 1, f"{key}.min_confidence", f"must be in [0, 1), got {self.min_confidence}")
+        require(self.min_confidence == 0 or self.labels != "gt", f"{key}.min_confidence",
+                f"applies to pseudo masks; {key}.labels is gt")
 
 
 @dataclass

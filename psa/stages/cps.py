@@ -12,19 +12,20 @@ from .common import load_trained
 from .evaluate import Predictions, evaluation_step
 from .predict import Network, prediction_step
 from .registry import SummaryRow, register
-from .seg import WALK_STEP
+from .seg import WALK_STEP, unused_label_keys
 from .training import training_spec, training_step
 
 # What the trained pair depends on (psa/provenance.py): the pseudo masks when the labelled
 # images learn from them instead of their ground truth.
 TRAIN_SPEC = training_spec(
     "cps",
-    reads=("model", "cps.train", "cps.labeled_batch_size", "cps.labeled", "cps.labels", "cps.walk", "cps.weight",
+    reads=("model", "cps.train", "cps.labeled_batch_size", "cps.labeled", "cps.labels", "cps.walk",
+           "cps.min_confidence", "cps.weight",
            "cps.warmup_steps", "cps.cutmix", "cps.cutmix_area", "cps.head", "cps.crop_size", "cps.resize_range",
            "cps.color_jitter", "run.seed", "run.mixed_precision", "data.train_split"),
     splits=lambda r: [r.data.train_split],
     upstream=lambda r: () if r.cps.labels == "gt" else (WALK_STEP[r.cps.walk],),
-    unused=lambda r: ("cps.walk",) if r.cps.labels == "gt" or r.cps.walk == "affinity" else (),  # as seg.walk
+    unused=lambda r: unused_label_keys(r, "cps"),
 )
 
 

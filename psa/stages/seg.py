@@ -11,20 +11,29 @@ from .predict import Network, prediction_step
 from .registry import SummaryRow, register
 from .training import training_spec, training_step
 
-# What the trained segmentation network depends on (psa/provenance.py): the random walk's
-# pseudo masks, unless it learns from the ground truth.
 # the step writing each walk's pseudo masks (seg.walk, cps.walk)
 WALK_STEP = {"affinity": "random_walk", "irn": "irn_walk"}
 
+
+def unused_label_keys(recipe, section: str) -> tuple[str, ...]:
+    """The label keys a trained record leaves out at their defaults, so that weights trained
+    before the keys existed still match: PSA's walk (IRN's enters the record, and its step the
+    upstream) and a min_confidence of 0."""
+    cfg = getattr(recipe, section)
+    unused = ("walk",) if cfg.labels == "gt" or cfg.walk == "affinity" else ()
+    unused += ("min_confidence",) if cfg.min_confidence == 0 else ()
+    return tuple(f"{section}.{key}" for key in unused)
+
+
+# What the trained segmentation network depends on (psa/provenance.py): the random walk's
+# pseudo masks, unless it learns from the ground truth.
 TRAIN_SPEC = training_spec(
     "seg",
-    reads=("model", "seg.train", "seg.labels", "seg.walk", "seg.crop_size", "seg.resize_range", "seg.color_jitter",
-           "seg.head", "run.seed", "run.mixed_precision", "data.train_split"),
+    reads=("model", "seg.train", "seg.labels", "seg.walk", "seg.min_confidence", "seg.crop_size", "seg.resize_range",
+           "seg.color_jitter", "seg.head", "run.seed", "run.mixed_precision", "data.train_split"),
     splits=lambda r: [r.data.train_split],
     upstream=lambda r: () if r.seg.labels == "gt" else (WALK_STEP[r.seg.walk],),
-    # PSA's walk, the default, is left out of the record, so weights trained before there was a
-    # choice still match; IRN's enters it (and its step the upstream)
-    unused=lambda r: ("seg.walk",) if r.seg.labels == "gt" or r.seg.walk == "affinity" else (),
+    unused=lambda r: unused_label_keys(r, "seg"),
 )
 
 

@@ -20,6 +20,7 @@ from ..engine.trainer import TaskSpec
 from ..errors import PsaError
 from ..layout import RunLayout
 from ..models import SegNet, build_backbone
+from ..ops.walk_scores import load_walk_scores, to_probabilities, upsample_scores
 from ..viz import colorize_label, side_by_side
 from .common import apply_freeze_backbone, denormalize, require_pngs
 
@@ -30,6 +31,18 @@ def mask_folder(recipe: Recipe, labels: str | None = None, walk: str | None = No
     if labels == "gt":
         return None
     return RunLayout.of(recipe).pseudo_masks(crf=labels == "pseudo_crf", walk=walk or recipe.seg.walk)
+
+
+def walk_scores_folder(recipe: Recipe, walk: str) -> Path:
+    """Where the walk (`walk`: affinity or irn) that wrote the pseudo masks keeps its scores."""
+    layout = RunLayout.of(recipe)
+    return layout.irn_scores if walk == "irn" else layout.walk_scores
+
+
+def confidence_of(scores_path: Path, shape) -> np.ndarray:
+    """The walk's own probability of its top class per pixel, (H, W), from its scores file."""
+    scores, _, stride = load_walk_scores(scores_path)
+    return to_probabilities(upsample_scores(scores, *shape, stride=stride)).max(0)
 
 
 def augment(image: np.ndarray, mask: np.ndarray, cfg: SegConfig) -> tuple[torch.Tensor, torch.Tensor]:
@@ -51,6 +64,13 @@ class SegTrainDataset(Dataset):
         if self.folder is not None:
             require_pngs(self.folder, source.ids, "pseudo mask", "run the walk that writes them first "
                          "(tools/random_walk.py, or the irn_walk step with seg.walk=irn)")
+        self.scores = None
+        if self.folder is not None and self.cfg.min_confidence > 0:
+            self.scores = walk_scores_folder(recipe, self.cfg.walk)
+            missing = [i for i in source.ids if not (self.scores / f"{i}.npz").is_file()]
+            if missing:
+                raise PsaError(f"{section}.min_confidence needs the walk's scores: {len(missing)} of "
+                               f"{len(source.ids)} missing in {self.scores} (first: {missing[0]}.npz)")
 
     def __len__(self) -> int:
         return len(self.source)
@@ -65,6 +85,9 @@ class SegTrainDataset(Dataset):
             raise PsaError(f"cannot read pseudo mask {path}: {err}") from None
         if mask.shape != shape:
             raise PsaError(f"pseudo mask {path} is {mask.shape}, its image is {shape}")
+        if self.scores is not None:
+            mask = np.where(confidence_of(self.scores / path.with_suffix(".npz").name, shape) < self.cfg.min_confidence,
+                            IGNORE_INDEX, mask).astype(mask.dtype)
         return mask
 
     def __getitem__(self, index: int) -> dict:
