@@ -86,8 +86,8 @@ class SegTrainDataset(Dataset):
         if mask.shape != shape:
             raise PsaError(f"pseudo mask {path} is {mask.shape}, its image is {shape}")
         if self.scores is not None:
-            mask = np.where(confidence_of(self.scores / path.with_suffix(".npz").name, shape) < self.cfg.min_confidence,
-                            IGNORE_INDEX, mask).astype(mask.dtype)
+            confidence = confidence_of(self.scores / f"{self.source.ids[index]}.npz", shape)
+            mask = np.where(confidence < self.cfg.min_confidence, IGNORE_INDEX, mask).astype(mask.dtype)
         return mask
 
     def __getitem__(self, index: int) -> dict:
