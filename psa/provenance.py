@@ -284,7 +284,11 @@ def remove_output(path: Path) -> None:
 
 
 def _holds_something(path: Path) -> bool:
-    return path.is_symlink() or path.is_file() or (path.is_dir() and any(path.iterdir()))
+    """A file or link, or a folder with one somewhere inside: the empty subfolders a stage
+    makes before it writes (a prediction folder's classes/) are not outputs."""
+    if path.is_symlink() or path.is_file():
+        return True
+    return path.is_dir() and any(_holds_something(child) for child in path.iterdir())
 
 
 def begin_stage(prov: Provenance, step: str, spec: Optional[StageSpec] = None, extra: Optional[dict] = None,
