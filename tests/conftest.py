@@ -9,6 +9,8 @@ from pathlib import Path
 
 import pytest
 
+from psa.engine.report import Reporter
+
 os.environ.setdefault("HF_HUB_OFFLINE", "1")  # never reach for the hub in tests
 os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
 
@@ -84,3 +86,21 @@ def assert_resumed_like_straight(reference, resumed, task: str) -> dict:
     for key in a:
         torch.testing.assert_close(a[key], b[key], rtol=0, atol=0, msg=key)
     return meta
+
+
+
+class Recording(Reporter):
+    """Keeps what a run logs and its step events."""
+
+    def __init__(self):
+        self.events: list[tuple[str, str]] = []
+
+    def log(self, message: str) -> None:
+        self.events.append(("log", message))
+
+    def step(self, name: str, event: str, detail: str = "") -> None:
+        self.events.append((event, name))
+
+    @property
+    def lines(self) -> list[str]:
+        return [text for kind, text in self.events if kind == "log"]

@@ -18,7 +18,7 @@ import pytest
 import yaml
 from PIL import Image
 
-from conftest import ROOT, TINY_OVERRIDES, tool_command
+from conftest import ROOT, TINY_OVERRIDES, Recording, tool_command
 from psa.config import load_recipe
 from psa.data import SyntheticSource
 from psa.engine.report import Reporter
@@ -58,17 +58,6 @@ def overrides(root: Path, run: Path) -> list[str]:
             "cam.train.epochs=1", "affinity.train.epochs=1", "seg.train.epochs=1", "cam.train.lr=0.001",
             "random_walk.logt=0", "eval.crf_workers=1",
             "pipeline.steps=null"]  # the registry's default steps, as a recipe without pipeline.steps
-
-
-class Recording(Reporter):
-    def __init__(self):
-        self.events: list[tuple[str, str]] = []
-
-    def log(self, message: str) -> None:
-        self.events.append(("log", message))
-
-    def step(self, name: str, event: str, detail: str = "") -> None:
-        self.events.append((event, name))
 
 
 @pytest.fixture(scope="module")

@@ -18,7 +18,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from conftest import ROOT, TINY_OVERRIDES, stage_dir, tool_command
+from conftest import ROOT, TINY_OVERRIDES, Recording, stage_dir, tool_command
 from psa.config import load_recipe
 from psa.engine.report import Reporter
 from psa.errors import PsaError
@@ -323,15 +323,6 @@ def test_an_affinity_net_of_another_radius_is_refused_naming_both_values(run_cop
 # ----------------------------------------------------------------------------- skipping, make-like reruns
 
 
-@pytest.mark.slow
-class _Logged(Reporter):
-    def __init__(self):
-        self.lines = []
-
-    def log(self, message: str) -> None:
-        self.lines.append(message)
-
-
 def test_a_first_prediction_removes_nothing_and_a_stray_file_is_named(run_copy):
     """The empty subfolders a prediction step makes for its extras (classes/) are not outputs
     without a record; a label map left without one is, and is recomputed."""
@@ -340,15 +331,16 @@ def test_a_first_prediction_removes_nothing_and_a_stray_file_is_named(run_copy):
     recipe = recipe_at(run_copy)
     folder = run_copy / "seg" / "pred"
     shutil.rmtree(folder)
-    first = _Logged()
+    first = Recording()
     predict(recipe, reporter=first)
     assert not [line for line in first.lines if "recomputing" in line]
     (folder / "predict.provenance.json").unlink()
-    again = _Logged()
+    again = Recording()
     predict(recipe, reporter=again)
     assert any("outputs without a provenance record; recomputing" in line for line in again.lines)
 
 
+@pytest.mark.slow
 def test_an_unchanged_rerun_skips_every_step_without_reading_an_image(run_copy, monkeypatch):
     from psa.pipeline import run
     from psa.data.synthetic import SyntheticSource
