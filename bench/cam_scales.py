@@ -29,12 +29,8 @@ from psa.config import load_recipe  # noqa: E402
 from psa.metrics import confusion_matrix, segmentation_scores  # noqa: E402
 from psa.ops.cam import cam_prediction, multiscale_cam  # noqa: E402
 from psa.stages.common import default_splits, items_for  # noqa: E402
+from psa.stages.evaluate import sweep_thresholds  # noqa: E402
 from psa.stages.export_cams import load_cam_net  # noqa: E402
-
-
-def thresholds(sweep) -> list[float]:
-    low, high, step = sweep
-    return [round(float(t), 4) for t in np.arange(low, high + step / 2, step)]
 
 
 def main() -> None:
@@ -48,7 +44,7 @@ def main() -> None:
     scale_sets = [tuple(float(v) for v in text.split(",")) for text in args.scales]
     items = items_for(recipe, default_splits(recipe, recipe.cam.export_split))[:: args.every]
     classes = items[0].source.classes
-    grid = sorted({*thresholds(recipe.eval.bg_sweep), recipe.cam.bg_threshold})
+    grid = sorted({*sweep_thresholds(recipe), recipe.cam.bg_threshold})
     model = load_cam_net(recipe, classes).eval()
     tallies = {s: {t: np.zeros((len(classes), len(classes) + 1), np.int64) for t in grid} for s in scale_sets}
     seconds = dict.fromkeys(scale_sets, 0.0)

@@ -38,6 +38,7 @@ from psa.data.transforms import normalize  # noqa: E402
 from psa.metrics import confusion_matrix, segmentation_scores  # noqa: E402
 from psa.ops.cam import cam_prediction, multiscale_cam  # noqa: E402
 from psa.stages.common import default_splits, items_for  # noqa: E402
+from psa.stages.evaluate import sweep_thresholds  # noqa: E402
 from psa.stages.export_cams import load_cam_net  # noqa: E402
 
 BATCH = 8
@@ -130,8 +131,7 @@ def main() -> None:
 
     variants = {"W0 (the run's classifier)": w0, "W (fine-tuned with ReCAM's loss)": weight,
                 "W' (ReCAM's classifier)": predictor, "W ⊙ W' (ReCAM's CAMs)": weight * predictor}
-    sweep = np.arange(recipe.eval.bg_sweep[0], recipe.eval.bg_sweep[1] + 1e-6, recipe.eval.bg_sweep[2])
-    grid = sorted({round(float(t), 4) for t in sweep} | {recipe.cam.bg_threshold})
+    grid = sorted({*sweep_thresholds(recipe), recipe.cam.bg_threshold})
     size = len(classes)
     tallies = {name: {t: np.zeros((size, size + 1), np.int64) for t in grid} for name in variants}
     scored = items[:: args.every]
