@@ -386,5 +386,8 @@ def test_two_processes_train_irn_like_one_on_the_same_global_batch(tiny_recipe, 
     learned = [k for k in a if not k.startswith("backbone.") and "running" not in k and "num_batches" not in k]
     assert learned
     differ = max((a[k].float() - b[k].float()).abs().max().item() for k in learned)
-    assert differ < 1e-4, differ
+    # the displacement branch learns at 10x lr with momentum: float reduction order alone moves
+    # its weights by up to ~1.4e-3 (of ~0.1) on some CPUs; a wrong gradient scale moves them by
+    # a whole update. The losses above are the sharp check.
+    assert differ < 5e-3, differ
     assert abs(one.losses[-1] - one.losses[0]) > 1e-3  # the heads did learn: equal weights are not trivial
