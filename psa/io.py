@@ -1,4 +1,5 @@
-"""Atomic file output: write to a temp file in the same folder, then rename.
+"""The files psa writes: atomic output (a temp file in the same folder, then a rename), and
+the checked reading of psa's own outputs back.
 
 A killed run therefore never leaves a truncated file behind, and "file exists" means
 "file is complete", which is what lets every tool skip finished work on a re-run.
@@ -107,3 +108,37 @@ def ensure_free_space(path: str | os.PathLike, min_mb: int) -> None:
     if free_mb < min_mb:
         raise PsaError(f"only {free_mb} MB free on the disk of {path}; need at least {min_mb} MB "
                        f"(free space, or change recipe key run.min_free_mb)")
+
+
+# ----------------------------------------------------------------------------- reading back
+
+
+def read_label_png(path: str | os.PathLike, what: str, shape: tuple[int, ...] | None = None,
+                   against: str = "its image") -> np.ndarray:
+    """A label map psa wrote (uint8 H×W): one line naming `what` and the file when it cannot be
+    read, or when it is not `shape` (`against` names what the shape is)."""
+    try:
+        with Image.open(path) as image:
+            label = np.array(image)
+    except (OSError, ValueError, SyntaxError) as err:
+        raise PsaError(f"cannot read {what} {path}: {err}") from None
+    if shape is not None and label.shape != tuple(shape):
+        raise PsaError(f"{what} {path} is {label.shape}, {against} is {tuple(shape)}")
+    return label
+
+
+def require_files(folder: Path, names: list[str], what: str, hint: str) -> None:
+    """Every file of `names` in `folder` (outputs of an earlier step), else one line naming how
+    many are missing, the first, and `hint` (which step writes them)."""
+    missing = [name for name in names if not (Path(folder) / name).is_file()]
+    if missing:
+        raise PsaError(f"{what} missing for {len(missing)} of {len(names)} images (first: "
+                       f"{Path(folder) / missing[0]}); {hint}")
+
+
+def read_json(path: str | os.PathLike) -> Any:
+    """A JSON file psa wrote, or None when it is absent or unreadable (not written yet)."""
+    try:
+        return json.loads(Path(path).read_text())
+    except (OSError, ValueError):
+        return None

@@ -1,16 +1,18 @@
-"""The run folder: every folder and file a stage reads or writes under `run.dir`.
+"""The run folder: where everything of one run lives under `run.dir`.
 
-This is the only place their names appear. A stage's folder is named after its recipe
-section (`<run.dir>/cam`, `/affinity`, `/seg`, `/cps`, a new method's own); inside it the
-files every trained stage has (weights, checkpoints, TensorBoard, provenance records,
-evaluations) are named by `StageFolder`, and the per-image outputs by `RunLayout`.
+A step's files live in its stage folder, named after its recipe section (`<run.dir>/cam`,
+`/affinity`, `/seg`, a new method's own); inside it, the files every stage folder has
+(weights, checkpoints, TensorBoard, provenance records, evaluations) are named by
+`StageFolder`. What a method keeps besides those is named in its own `layout` module
+(psa/methods/<name>/layout.py); the run's own files (its recipe, the summary, the
+diagnosis, sweeps) are named here.
 """
 
 from __future__ import annotations
 
 from pathlib import Path
 
-WEIGHTS_FILE = "model.pt"  # the final weights of a training, what the later stages load
+WEIGHTS_FILE = "model.pt"  # the final weights of a training, what the later steps load
 
 
 class StageFolder:
@@ -19,7 +21,7 @@ class StageFolder:
     def __init__(self, path: str | Path):
         self.path = Path(path)
 
-    def __truediv__(self, name: str) -> Path:  # a method's own files: layout.stage("irn") / "boundaries"
+    def __truediv__(self, name: str) -> Path:  # a method's own files: stage / "boundary"
         return self.path / name
 
     @property
@@ -56,7 +58,7 @@ class StageFolder:
 
 
 class RunLayout:
-    """Where everything of one run lives."""
+    """Where the run's own files live, and its stage folders."""
 
     def __init__(self, run_dir: str | Path):
         self.root = Path(run_dir)
@@ -76,73 +78,6 @@ class RunLayout:
         """A layout's class index <-> dataset id table (COCO's category ids), for reading the masks."""
         return self.root / "data" / f"{kind}_classes.json"
 
-    # --- the CAM export (under cam/)
-    @property
-    def cams(self) -> Path:
-        return self.stage("cam") / "cams"
-
-    @property
-    def confident_labels(self) -> Path:
-        return self.stage("cam") / "labels"
-
-    @property
-    def cam_predictions(self) -> Path:
-        return self.stage("cam") / "pred"
-
-    @property
-    def export_record(self) -> Path:
-        return self.stage("cam") / "export.provenance.json"
-
-    @property
-    def export_done(self) -> Path:
-        return self.stage("cam") / "export_done.json"
-
-    # --- the pseudo masks of a walk: AffinityNet's (under affinity/) or IRN's (under irn/)
-    def pseudo_masks(self, crf: bool = False, walk: str = "affinity") -> Path:
-        return self.stage(walk) / ("pseudo_crf" if crf else "pseudo")
-
-    # --- IRN (under irn/)
-    @property
-    def relation_labels(self) -> Path:
-        return self.stage("irn") / "labels"
-
-    @property
-    def boundaries(self) -> Path:
-        return self.stage("irn") / "boundary"
-
-    @property
-    def irn_scores(self) -> Path:
-        return self.stage("irn") / "scores"
-
-    @property
-    def instances(self) -> Path:
-        """IRN's instance masks: <id>.png (pixel = instance k, 0 background) and <id>.json."""
-        return self.stage("irn") / "instances"
-
-    # --- the random walk (under affinity/)
-
-    @property
-    def walk_scores(self) -> Path:
-        return self.stage("affinity") / "rw_scores"
-
-    @property
-    def walk_record(self) -> Path:
-        return self.stage("affinity") / "random_walk.provenance.json"
-
-    @property
-    def walk_done(self) -> Path:
-        return self.stage("affinity") / "random_walk_done.json"
-
-    # --- a segmentation network's label maps (tools/predict.py)
-    @property
-    def seg_predictions(self) -> Path:
-        return self.stage("seg") / "pred"
-
-    def cps_predictions(self, predict_with: str) -> Path:
-        """One folder per way of predicting (mean | first), so the two never mix."""
-        return self.stage("cps") / f"pred_{predict_with}"
-
-    # --- whole-run outputs
     @property
     def summary(self) -> Path:
         return self.root / "pipeline" / "summary.json"
@@ -154,6 +89,11 @@ class RunLayout:
     @property
     def sweeps(self) -> Path:
         return self.root / "sweeps"
+
+    @property
+    def tune(self) -> Path:
+        """Post-hoc tuning tables (`psa tune`): <run.dir>/tune/<tuner>.json."""
+        return self.root / "tune"
 
 
 def prediction_record(folder: Path) -> Path:

@@ -1,11 +1,10 @@
 """Every step in order, rerun like `make`: a step is done when its provenance record matches
 what the recipe asks for (psa/provenance.py), so a killed pipeline resumes where it stopped and
-a changed key reruns exactly the steps downstream of it. The steps are the stage registry's
-(psa/stages/registry.py); the recipe's `pipeline.steps` picks some of them."""
+a changed key reruns exactly the steps downstream of it. The steps are the registry's
+(psa/framework/registry.py), in their dependency order; `pipeline.steps` picks some of them."""
 
 from __future__ import annotations
 
-import json
 import time
 from dataclasses import dataclass, field
 from typing import Optional
@@ -14,10 +13,11 @@ from .config import Recipe
 from .data import build_source
 from .engine.report import Reporter, is_main_process
 from .errors import PsaError
-from .io import atomic_write_json
+from .framework.registry import REGISTRY
+from .framework.step import Step
+from .io import atomic_write_json, read_json
 from .layout import RunLayout
-from .provenance import RESUMABLE_KEYS, describe, difference, matches, read_record
-from .stages.registry import REGISTRY, Step
+from .provenance import RESUMABLE_KEYS, Provenance, describe, difference, matches, read_record
 
 
 @dataclass(frozen=True)
@@ -32,20 +32,21 @@ class PipelineResult:
     ran: list[str] = field(default_factory=list)  # the steps that ran, in order
     skipped: list[str] = field(default_factory=list)  # done already
     left_out: list[str] = field(default_factory=list)  # evaluations whose split lacks their ground truth
-    summary: dict = field(default_factory=dict)  # the summary table's rows (summary_rows)
+    summary: dict = field(default_factory=dict)  # the summary table's rows (summarize)
 
 
 def selected_steps(recipe: Recipe, until: Optional[str] = None) -> list[Step]:
-    """The steps `pipeline.steps` names (null: the registry's default steps), in order, up to
-    and including `until`."""
+    """The steps `pipeline.steps` names (null: the registry's default steps), in the order
+    they run, up to and including `until` (which need not be selected itself)."""
     names = REGISTRY.names()
     if until is not None and until not in names:
         raise PsaError(f"--until {until!r} is not a step; steps: {', '.join(names)}")
     steps = REGISTRY.selected(recipe)
     if until is None:
         return steps
-    last = names.index(until)
-    return [step for step in steps if names.index(step.name) <= last]
+    order = [step.name for step in REGISTRY.ordered(recipe)]
+    last = order.index(until)
+    return [step for step in steps if order.index(step.name) <= last]
 
 
 def unscorable(recipe: Recipe, steps: list[Step]) -> dict[str, list[str]]:
@@ -79,21 +80,21 @@ def plan(recipe: Recipe, until: Optional[str] = None) -> list[PlannedStep]:
     Evaluations whose split lacks their ground truth are left out (`unscorable`).
     Trained weights are never replaced silently: a finished training whose inputs changed
     stops the plan with one line naming the key (before anything runs)."""
-    prov = REGISTRY.provenance(recipe)
+    prov = Provenance(recipe)
     steps = selected_steps(recipe, until)
     left_out = {name for names in unscorable(recipe, steps).values() for name in names}
     planned = []
     for step in (step for step in steps if step.name not in left_out):
-        expected = prov.expected(step.name)
-        path = step.spec.record(recipe)
+        expected = prov.record(step)
+        path = step.record(recipe)
         if matches(path, expected):
             planned.append(PlannedStep(step, True, ""))
             continue
         recorded = read_record(path)
         change = difference(recorded, expected) if recorded is not None else None
-        if (step.spec.training and recorded is not None and recorded.get("complete")
+        if (step.spec.weights is not None and recorded is not None and recorded.get("complete")
                 and difference(recorded, expected, ignore=RESUMABLE_KEYS) is not None):
-            weights = step.spec.outputs(recipe)[0]
+            weights = step.spec.weights(recipe)
             before = [p.step.name for p in planned if not p.done]
             hint = f", or stop before it with --until {before[-1]}" if before else ""
             raise PsaError(f"{weights} was trained with other inputs: {describe(change)}; use a new run.dir "
@@ -115,7 +116,7 @@ def run(recipe: Recipe, reporter: Optional[Reporter] = None, until: Optional[str
     for planned in steps:
         step = planned.step
         if planned.done:
-            reporter.step(step.name, "skip", str(step.output(recipe)))
+            reporter.step(step.name, "skip", str(step.record(recipe)))
             result.skipped.append(step.name)
             continue
         reporter.step(step.name, "start", planned.why)
@@ -123,7 +124,7 @@ def run(recipe: Recipe, reporter: Optional[Reporter] = None, until: Optional[str
         step.run(recipe, reporter)
         result.ran.append(step.name)
         reporter.step(step.name, "done", f"{time.perf_counter() - started:.1f}")
-    result.summary = summary_rows(recipe)
+    result.summary = summarize(recipe)
     if is_main_process():
         atomic_write_json(RunLayout.of(recipe).summary, result.summary)
     return result
@@ -131,34 +132,25 @@ def run(recipe: Recipe, reporter: Optional[Reporter] = None, until: Optional[str
 
 def metrics_of(recipe: Recipe, step: Step) -> Optional[dict]:
     """The metrics.json a step's summary rows read, or None before it ran."""
-    path = step.metrics(recipe) if step.metrics is not None else None
-    if path is None or not path.is_file():
-        return None
-    return json.loads(path.read_text())
+    return read_json(step.metrics(recipe)) if step.metrics is not None else None
 
 
-def summary_rows(recipe: Recipe) -> dict:
-    """{row label: row} in pipeline order: each registered summary row whose step has run,
-    {miou, split, images}; and each per-image step that finished with no evaluation scoring
-    its outputs (no ground-truth masks), {outputs: images covered, split}."""
-    scored = {step.source.step for step in REGISTRY if step.source is not None and metrics_of(recipe, step)}
+def summarize(recipe: Recipe) -> dict:
+    """{row label: row} in the order the steps run: each registered summary row whose step has
+    run, {miou, split, images}; and each per-image step that finished with no evaluation
+    scoring its outputs (no ground-truth masks), {outputs: images covered, split}."""
+    steps = REGISTRY.ordered(recipe)
+    scored = {step.evaluates.step.name for step in steps if step.evaluates is not None and metrics_of(recipe, step)}
     rows = {}
-    for step in REGISTRY:
+    for step in steps:
         for row in step.rows:
             metrics = metrics_of(recipe, step)
             if metrics is not None:
                 rows[row.label] = {"miou": metrics.get(row.key), "split": metrics.get("split"),
                                    "images": metrics.get("images")}
         if step.count is not None and step.name not in scored:
-            done = _read_json(step.count.done(recipe))
+            done = read_json(step.count.done(recipe))
             if done is not None:
                 rows[step.count.label] = {"outputs": done.get("images"),
                                           "split": "+".join(dict.fromkeys(step.spec.splits(recipe)))}
     return rows
-
-
-def _read_json(path) -> Optional[dict]:
-    try:
-        return json.loads(path.read_text())
-    except (OSError, ValueError):
-        return None

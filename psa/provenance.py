@@ -1,6 +1,6 @@
-"""Provenance: every stage output records a fingerprint of exactly what made it.
+"""Provenance: every step's output records a fingerprint of exactly what made it.
 
-A stage declares, next to its code, a `StageSpec`: the recipe keys whose values change what
+A step declares, next to its code, a `StepSpec`: the recipe keys whose values change what
 it writes (`reads`), the keys it reads that do not (`ignores`), the data splits it reads and
 the upstream steps whose outputs it consumes. Its *record* is then a pure function of the
 recipe: those keys' values, the data identity (kind, root, class list, generator settings,
@@ -8,8 +8,8 @@ the ids of each split, its label files, masks and image files by content) and th
 its upstream steps, hashed into a fingerprint. Nothing here decodes an image, and a file's
 hash is kept for the process while its size and mtime hold, so checking again stays cheap.
 
-The module knows no stage: a `Provenance` is handed the registry's lookup (step name →
-StageSpec) by whoever plans or runs the steps (psa/stages/registry.py).
+The module knows no step: a spec names its upstream steps as objects (anything with a
+`name` and a `spec`, as psa.framework's `Step`), and their records are computed from them.
 
 A record is written as JSON next to the outputs; a later run compares it with the record its
 recipe asks for. `difference()` names the first key that changed and both values, descending
@@ -26,10 +26,10 @@ import shutil
 from dataclasses import dataclass
 from fnmatch import fnmatchcase
 from pathlib import Path
-from typing import Any, Callable, Iterable, Optional
+from typing import Any, Callable, Iterable, Optional, Protocol
 
 from .config import Recipe
-from .data import build_source
+from .data import build_source, data_identity
 from .errors import PsaError
 from .io import atomic_write_json
 
@@ -37,7 +37,7 @@ from .io import atomic_write_json
 # (run.channels_last: a memory layout, the same model up to float rounding, like thread counts;
 # run.cpu_workers: how many processes share the images).
 OPERATIONAL_KEYS = (
-    "task", "run.dir", "run.num_workers", "run.cpu_workers", "run.min_free_mb", "run.deterministic",
+    "task", "methods", "run.dir", "run.num_workers", "run.cpu_workers", "run.min_free_mb", "run.deterministic",
     "run.channels_last", "pipeline",
     "eval.crf_workers", "*.train.checkpoint_every", "*.train.keep_checkpoints", "*.train.resume",
     "*.train.log_every", "*.train.images_per_epoch",
@@ -50,28 +50,43 @@ DATA_KEYS = ("data.kind", "data.root", "data.classes", "data.label_mode", "data.
 RESUMABLE_KEYS = ("*.train.max_steps",)
 
 
+class Node(Protocol):
+    """A step as provenance sees it: its name (the key of its record among its downstream
+    steps' upstream records) and its spec."""
+
+    name: str
+    spec: "StepSpec"
+
+
 def _no_splits(recipe: Recipe) -> list[str]:
     return []
 
 
-def _no_upstream(recipe: Recipe) -> tuple[str, ...]:
+def _no_upstream(recipe: Recipe) -> tuple:
+    return ()
+
+
+def _none(recipe: Recipe) -> tuple[str, ...]:
     return ()
 
 
 @dataclass(frozen=True)
-class StageSpec:
-    """What one stage's output depends on, and where its record and outputs live."""
+class StepSpec:
+    """What one step's output depends on, and where its record and outputs live."""
 
     reads: tuple[str, ...]  # recipe keys or whole sections ("crf") that change the output
     record: Callable[[Recipe], Path]  # the record file (JSON with "fingerprint")
     outputs: Callable[[Recipe], list[Path]] = lambda recipe: []  # besides the record; a sweep links them
     splits: Callable[[Recipe], list[str]] = _no_splits
-    upstream: Callable[[Recipe], tuple[str, ...]] = _no_upstream
+    upstream: Callable[[Recipe], tuple[Node, ...]] = _no_upstream  # the steps whose outputs it consumes
     ignores: tuple[str, ...] = ()  # keys it reads that do not change its output
     # keys of `reads` that this recipe's choices leave unread (another method's settings), so
     # changing them keeps its outputs
-    unused: Callable[[Recipe], tuple[str, ...]] = lambda recipe: ()
-    training: bool = False  # its output is trained weights (refused, never silently redone)
+    unused: Callable[[Recipe], tuple[str, ...]] = _none
+    # keys read beyond `reads` under this recipe's choices (the settings of the chosen variant)
+    more_reads: Callable[[Recipe], tuple[str, ...]] = _none
+    # a training step: where its weights are (they are refused, never silently redone)
+    weights: Optional[Callable[[Recipe], Path]] = None
 
 
 def key_matches(pattern: str, key: str) -> bool:
@@ -106,16 +121,11 @@ def fingerprint_of(inputs: dict, upstream: dict) -> str:
     return hashlib.sha256(text.encode("utf-8")).hexdigest()[:16]
 
 
-SpecLookup = Callable[[str], StageSpec]  # step name -> its spec (the stage registry's `spec_of`)
-
-
 class Provenance:
-    """The records a recipe asks for, computed once per step (and once per data split).
-    `specs` finds a step's spec by name: the upstream records a record holds are looked up there."""
+    """The records a recipe asks for, computed once per step (and once per data split)."""
 
-    def __init__(self, recipe: Recipe, specs: SpecLookup):
+    def __init__(self, recipe: Recipe):
         self.recipe = recipe
-        self.spec_of = specs
         self._flat = flatten(recipe)
         self._splits: dict[str, dict] = {}
         self._records: dict[str, dict] = {}
@@ -138,38 +148,28 @@ class Provenance:
             for name, value in self._splits[split].items():
                 if name != "classes":
                     identity[f"data.{name}[{split}]"] = value
-        if splits:
-            identity["data.kind"] = data.kind
-            if data.kind in ("voc", "pet", "coco"):
-                identity["data.root"] = str(Path(data.root).expanduser().resolve())
-            if data.kind == "pet":
-                identity["data.label_mode"] = data.label_mode
-            if data.kind == "coco":  # the painting rule; the cache folder changes no mask
-                identity.update({f"data.coco.{k}": v for k, v in dataclasses.asdict(data.coco).items()
-                                 if k != "cache_dir"})
-            if data.max_size:  # images scaled down on reading (psa/data/resized.py)
-                identity["data.max_size"] = data.max_size
-            if data.kind == "synthetic":
-                identity.update({f"data.synthetic.{k}": v for k, v in dataclasses.asdict(data.synthetic).items()})
+        if splits:  # what the data kind's files or generator are (psa/data/kinds.py)
+            identity.update(data_identity(data))
         return identity
 
-    def expected(self, step: str, spec: Optional[StageSpec] = None, extra: Optional[dict] = None) -> dict:
-        """The record this recipe asks `step` to have (`spec`/`extra`: an ad-hoc variant)."""
-        ad_hoc = spec is not None or extra is not None
-        if not ad_hoc and step in self._records:
-            return self._records[step]
-        spec = spec or self.spec_of(step)
+    def record(self, step: Node) -> dict:
+        """The record this recipe asks the registered `step` to have."""
+        if step.name not in self._records:
+            self._records[step.name] = self.expected(step.name, step.spec)
+        return self._records[step.name]
+
+    def expected(self, name: str, spec: StepSpec, extra: Optional[dict] = None) -> dict:
+        """The record of step `name` with `spec` (a registered step's, or an ad-hoc variant's:
+        an evaluation of a folder, a prediction into another folder) and `extra` inputs."""
         skipped = (*OPERATIONAL_KEYS, *spec.unused(self.recipe))
+        reads = (*spec.reads, *spec.more_reads(self.recipe))
         inputs = {key: value for key, value in self._flat.items()
-                  if covered(key, spec.reads) and not covered(key, skipped)}
+                  if covered(key, reads) and not covered(key, skipped)}
         inputs.update(self.data_identity(spec.splits(self.recipe)))
         inputs.update(extra or {})
-        upstream = {name: self.expected(name) for name in spec.upstream(self.recipe)}
-        record = {"step": step, "fingerprint": fingerprint_of(inputs, upstream), "inputs": inputs,
-                  "upstream": upstream}
-        if not ad_hoc:
-            self._records[step] = record
-        return record
+        upstream = {up.name: self.record(up) for up in spec.upstream(self.recipe)}
+        return {"step": name, "fingerprint": fingerprint_of(inputs, upstream), "inputs": inputs,
+                "upstream": upstream}
 
 
 # ----------------------------------------------------------------------------- records on disk
@@ -237,33 +237,33 @@ def matches(path: Path, expected: dict, complete: bool = True) -> bool:
             and (record.get("complete", True) or not complete))
 
 
-def check_upstream(prov: Provenance, step: str, spec: Optional[StageSpec] = None) -> None:
-    """Refuse (one line naming the key and both values) when an output this step consumes was
-    made from other inputs than the recipe asks for. An upstream output without a record (made
-    before provenance existed, or copied in by hand) is trusted."""
+def check_upstream(prov: Provenance, name: str, spec: StepSpec) -> None:
+    """Refuse (one line naming the key and both values) when an output step `name` consumes
+    was made from other inputs than the recipe asks for. An upstream output without a record
+    (made before provenance existed, or copied in by hand) is trusted."""
     recipe = prov.recipe
-    spec = spec or prov.spec_of(step)
-    for name in spec.upstream(recipe):
-        upstream_spec = prov.spec_of(name)
-        path = upstream_spec.record(recipe)
+    for upstream in spec.upstream(recipe):
+        up_spec = upstream.spec
+        path = up_spec.record(recipe)
         recorded = read_record(path)
         if recorded is None:
             continue
-        expected = prov.expected(name)
+        expected = prov.record(upstream)
         if recorded["fingerprint"] != expected["fingerprint"]:
             change = difference(recorded, expected)
-            what = "was trained" if upstream_spec.training else "was made"
-            if upstream_spec.training and difference(recorded, expected, ignore=RESUMABLE_KEYS) is None:
-                hint = f"continue its training first ({name}: tools/train.py resumes it)"
-            elif upstream_spec.training:
+            trained = up_spec.weights is not None
+            what = "was trained" if trained else "was made"
+            if trained and difference(recorded, expected, ignore=RESUMABLE_KEYS) is None:
+                hint = f"continue its training first ({upstream.name}: tools/train.py resumes it)"
+            elif trained:
                 hint = "retrain it in a new run.dir (tools/sweep.py reuses every unchanged stage)"
             else:
-                hint = f"rerun {name} first"
-            raise PsaError(f"{_output_name(path, upstream_spec, recipe)} {what} with other inputs than {step} "
+                hint = f"rerun {upstream.name} first"
+            raise PsaError(f"{_output_name(path, up_spec, recipe)} {what} with other inputs than {name} "
                            f"needs: {describe(change)}; {hint}")
 
 
-def _output_name(record_path: Path, spec: StageSpec, recipe: Recipe) -> str:
+def _output_name(record_path: Path, spec: StepSpec, recipe: Recipe) -> str:
     outputs = spec.outputs(recipe)
     return str(outputs[0]) if outputs else str(record_path.parent)
 
@@ -291,15 +291,14 @@ def _holds_something(path: Path) -> bool:
     return path.is_dir() and any(_holds_something(child) for child in path.iterdir())
 
 
-def begin_stage(prov: Provenance, step: str, spec: Optional[StageSpec] = None, extra: Optional[dict] = None,
+def begin_stage(prov: Provenance, step: str, spec: StepSpec, extra: Optional[dict] = None,
                 remove_stale: bool = True) -> tuple[dict, Optional[str]]:
     """Main process, before a per-image stage writes: when its outputs were made from other
     inputs (or their record is missing), remove them, so that the stage recomputes every
     image; then record what the outputs now being written depend on. Returns the expected
     record and, if stale outputs were removed, a line saying why (for the log)."""
     recipe = prov.recipe
-    spec = spec or prov.spec_of(step)
-    expected = prov.expected(step, spec=spec, extra=extra)
+    expected = prov.expected(step, spec, extra=extra)
     path = spec.record(recipe)
     recorded = read_record(path)
     reason = None
@@ -320,29 +319,28 @@ def begin_stage(prov: Provenance, step: str, spec: Optional[StageSpec] = None, e
     return expected, reason
 
 
-def finish_stage(prov: Provenance, step: str, expected: dict, spec: Optional[StageSpec] = None) -> None:
-    spec = spec or prov.spec_of(step)
+def finish_stage(prov: Provenance, expected: dict, spec: StepSpec) -> None:
     write_record(spec.record(prov.recipe), expected, complete=True)
 
 
 # ----------------------------------------------------------------------------- training
 
 
-def check_training(prov: Provenance, step: str, checkpoint: Optional[Path], resume_key: str,
+def check_training(prov: Provenance, step: Node, checkpoint: Optional[Path], resume_key: str,
                    fresh: bool = False) -> dict:
     """Before a training writes anything (every process): its recorded inputs must be the ones
     the recipe asks for, else stop with one line; trained weights are never silently
     replaced, nor resumed under other inputs. `checkpoint`: what a resume would continue
     from; `fresh`: the recipe says `<resume_key>=never`, starting afresh on purpose.
     Returns the expected record."""
-    recipe, spec = prov.recipe, prov.spec_of(step)
-    check_upstream(prov, step, spec)
-    expected = prov.expected(step)
+    recipe, spec = prov.recipe, step.spec
+    check_upstream(prov, step.name, spec)
+    expected = prov.record(step)
     recorded = read_record(spec.record(recipe))
     if recorded is not None and not fresh and recorded["fingerprint"] != expected["fingerprint"]:
         change = difference(recorded, expected, ignore=RESUMABLE_KEYS)
         if change is not None:
-            weights = spec.outputs(recipe)[0]
+            weights = spec.weights(recipe)
             if checkpoint is not None:
                 raise PsaError(f"checkpoint {checkpoint} does not fit this run ({describe(change)}); use a new "
                                f"run.dir or {resume_key}=never")

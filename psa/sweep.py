@@ -9,7 +9,7 @@ sweep rerun finds its finished steps by their records and computes only what is 
 
 `run` returns every point's metrics and writes sweep.json, sweep.csv, sweep.png (mIoU
 against each swept key) and TensorBoard's hparams into the sweep folder; the columns are the
-summary rows the stage registry declares.
+summary rows the registry declares.
 """
 
 from __future__ import annotations
@@ -17,7 +17,6 @@ from __future__ import annotations
 import csv
 import dataclasses
 import io
-import itertools
 import re
 from dataclasses import dataclass
 from pathlib import Path
@@ -25,76 +24,17 @@ from typing import Iterator, Optional
 
 import yaml
 
-from .config import Recipe, load_recipe
+from .config import Recipe
 from .engine.report import Reporter, is_main_process
 from .errors import PsaError
+from .framework.grid import Axis, Point, combinations, parse_grid, short_names
+from .framework.recipes import load_recipe
+from .framework.registry import REGISTRY
 from .io import atomic_write_json, atomic_write_text, save_image
 from .layout import RunLayout, StageFolder
 from .pipeline import metrics_of, run as run_pipeline, selected_steps
-from .provenance import matches, remove_output
-from .stages.registry import REGISTRY
+from .provenance import Provenance, matches, remove_output
 from .viz import line_chart, side_by_side
-
-
-@dataclass(frozen=True)
-class Axis:
-    key: str
-    values: tuple[str, ...]  # as typed: each becomes a `key=value` override
-
-
-@dataclass(frozen=True)
-class Point:
-    name: str  # its folder under the sweep folder, e.g. "beta=4,logt=2"
-    values: dict  # {key: value as typed}
-    recipe: Recipe
-
-
-def split_values(text: str) -> list[str]:
-    """'4,8' → ['4', '8']; commas inside brackets belong to a value: '[1,0.5],[1]' → 2 values."""
-    values, depth, current = [], 0, ""
-    for char in text:
-        if char in "[{(":
-            depth += 1
-        elif char in "]})":
-            depth -= 1
-        if char == "," and depth == 0:
-            values.append(current)
-            current = ""
-        else:
-            current += char
-    values.append(current)
-    return [v.strip() for v in values]
-
-
-def parse_grid(items: list[str]) -> tuple[list[Axis], list[str]]:
-    """`key=v1,v2` items are axes; `key=value` items (one value) are fixed overrides."""
-    axes, fixed = [], []
-    for item in items:
-        if "=" not in item:
-            raise PsaError(f"sweep argument {item!r} must look like key=v1,v2 (or key=value)")
-        key, text = item.split("=", 1)
-        values = split_values(text)
-        if len(values) > 1:
-            if any(not v for v in values):
-                raise PsaError(f"sweep axis {key}: empty value in {text!r}")
-            if len(set(values)) != len(values):
-                raise PsaError(f"sweep axis {key}: a value is repeated in {text!r}")
-            if key in {a.key for a in axes}:
-                raise PsaError(f"sweep axis {key} is given twice")
-            axes.append(Axis(key.strip(), tuple(values)))
-        else:
-            fixed.append(item)
-    if not axes:
-        raise PsaError("a sweep needs at least one axis: key=v1,v2 (e.g. random_walk.beta=4,8)")
-    return axes, fixed
-
-
-def short_names(axes: list[Axis]) -> dict[str, str]:
-    """Short names for folder names: the last part of each key, unless two axes share it."""
-    short = {a.key: a.key.rsplit(".", 1)[-1] for a in axes}
-    if len(set(short.values())) < len(short):
-        return {a.key: a.key for a in axes}
-    return short
 
 
 def _safe(text: str) -> str:
@@ -113,8 +53,7 @@ def plan_points(recipe_path: str, items: list[str], folder: str | None = None) -
     where = Path(folder) if folder else default_folder(base, axes)
     names = short_names(axes)
     points = []
-    for combo in itertools.product(*(a.values for a in axes)):
-        values = dict(zip((a.key for a in axes), combo))
+    for values in combinations(axes):
         name = _safe(",".join(f"{names[k]}={v}" for k, v in values.items()))
         overrides = [*fixed, *(f"{k}={v}" for k, v in values.items()), f"run.dir={where / name}"]
         points.append(Point(name, values, load_recipe(recipe_path, overrides)))
@@ -135,9 +74,9 @@ def _paths(recipe: Recipe, spec) -> list[Path]:
 def share_finished_steps(point: Recipe, sources: list[Path], steps) -> Iterator[tuple[str, Path]]:
     """Link into `point` every step output that one of the `sources` (run directories) finished
     with exactly the record the point asks for. Yields (step name, source run dir) per link."""
-    prov = REGISTRY.provenance(point)
+    prov = Provenance(point)
     for step in steps:
-        expected = prov.expected(step.name)
+        expected = prov.record(step)
         if matches(step.spec.record(point), expected):
             continue  # the point has it already (its own, or linked by an earlier sweep run)
         for source in sources:

@@ -4,6 +4,8 @@
 from __future__ import annotations
 
 import os
+import random
+import subprocess
 import sys
 from pathlib import Path
 
@@ -17,6 +19,8 @@ os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
 ROOT = Path(__file__).resolve().parents[1]
 SHARED_DATA = ROOT.parent / "shared" / "data"
 COCO_VOC_MINI = SHARED_DATA / "coco_voc_mini"
+DEMO = ROOT / "recipes" / "demo.yaml"  # the whole demo: PSA and IRN
+CORE_DEMO = ROOT / "recipes" / "_base_" / "demo.yaml"  # the demo without IRN: what the core's tests build on
 
 
 @pytest.fixture
@@ -42,6 +46,23 @@ def stage_dir(recipe, stage: str) -> Path:
 def tool_command(tool: str, *args: str) -> list[str]:
     return [sys.executable, str(ROOT / "tools" / f"{tool}.py"), *args]
 
+
+def run_step(recipe, name: str, reporter=None):
+    """Run one registered step, as `psa step NAME` does."""
+    from psa.framework.registry import REGISTRY
+
+    return REGISTRY.get(name).run(recipe, reporter or Reporter())
+
+
+def launch(script: Path, *args: str, timeout: int = 300) -> subprocess.CompletedProcess:
+    """`script` under `accelerate launch` on 2 CPU processes (gloo)."""
+    port = str(random.randint(20000, 40000))
+    command = [sys.executable, "-m", "accelerate.commands.launch", "--multi_gpu", "--num_processes", "2",
+               "--num_machines", "1", "--mixed_precision", "no", "--dynamo_backend", "no",
+               "--main_process_port", port, str(script), *args]
+    env = {**os.environ, "OMP_NUM_THREADS": "1", "HF_HUB_OFFLINE": "1"}
+    return subprocess.run(command, capture_output=True, text=True, timeout=timeout, env=env, cwd=ROOT)
+
 # A recipe small enough for CPU tests: 48 px synthetic images, resnet10t, a few steps.
 TINY_OVERRIDES = [
     "data.synthetic.num_train=16", "data.synthetic.num_val=6", "data.synthetic.image_size=48",
@@ -52,19 +73,37 @@ TINY_OVERRIDES = [
     "affinity.init=imagenet",
     "seg.crop_size=48", "seg.train.batch_size=8", "seg.train.epochs=2", "seg.scales=[1.0]",
     "eval.num_pictures=2",
-    "irn.crop_size=48", "irn.train.batch_size=8", "irn.train.epochs=2", "irn.train_radius=4", "irn.radius=3",
-    "irn.logt=3",
 ]
+
+
+def method_overrides() -> list[str]:
+    """Each method's test-size settings (tests/methods/<name>/tiny.yaml) as overrides: what a
+    recipe that runs every registered step adds to TINY_OVERRIDES. A method's folder deleted,
+    its settings go with it."""
+    import json
+
+    import yaml
+
+    def flat(node, prefix):
+        for key, value in node.items():
+            if isinstance(value, dict):
+                yield from flat(value, f"{prefix}{key}.")
+            else:
+                yield f"{prefix}{key}={json.dumps(value)}"
+
+    return [item for path in sorted((ROOT / "tests" / "methods").glob("*/tiny.yaml"))
+            for item in flat(yaml.safe_load(path.read_text()) or {}, "")]
 
 
 @pytest.fixture
 def tiny_recipe(tmp_path):
-    """Build the demo recipe shrunk to test size, with extra overrides; run.dir in tmp_path."""
-    from psa.config import load_recipe
+    """Build the demo recipe (its core: recipes/_base_/demo.yaml, or `base`) shrunk to test
+    size, with extra overrides; run.dir in tmp_path."""
+    from psa import load_recipe
 
-    def build(*overrides: str, run_dir: Path | None = None):
+    def build(*overrides: str, run_dir: Path | None = None, base: Path = CORE_DEMO):
         run = run_dir or tmp_path / "run"
-        return load_recipe(ROOT / "recipes" / "demo.yaml", [*TINY_OVERRIDES, f"run.dir={run}", *overrides])
+        return load_recipe(base, [*TINY_OVERRIDES, f"run.dir={run}", *overrides])
 
     return build
 
@@ -104,3 +143,19 @@ class Recording(Reporter):
     @property
     def lines(self) -> list[str]:
         return [text for kind, text in self.events if kind == "log"]
+
+
+def export_cams(recipe, reporter=None) -> dict:
+    return run_step(recipe, "export_cams", reporter)
+
+
+def run_random_walk(recipe, reporter=None) -> dict:
+    return run_step(recipe, "random_walk", reporter)
+
+
+def load_cam_file(path):
+    """→ (cams (K, H, W) float32, class ids (K,) int64)."""
+    from psa.framework.cams import CamFile
+
+    cam = CamFile.read(path)
+    return cam.cams, cam.class_ids

@@ -1,8 +1,10 @@
-"""Provenance: stage outputs know what made them, stale ones are recomputed or refused, the
+"""Provenance: step outputs know what made them, stale ones are recomputed or refused, the
 pipeline reruns like make, and a sweep shares what still fits.
 
-One tiny finished run (8 synthetic images, one training step per network) is made per module,
-every step run with a recipe that records which keys it reads; each test works on a copy.
+One tiny finished run of every registered step (8 synthetic images, one training step per
+network) is made per module, every step run with a recipe that records which keys it reads;
+the contract tests are parametrised over every registered step; each other test works on a
+copy of the run.
 """
 
 from __future__ import annotations
@@ -18,30 +20,28 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from conftest import ROOT, TINY_OVERRIDES, Recording, stage_dir, tool_command
-from psa.config import load_recipe
+from conftest import CORE_DEMO, ROOT, TINY_OVERRIDES, Recording, method_overrides, stage_dir, tool_command
+from psa import load_recipe
 from psa.engine.report import Reporter
 from psa.errors import PsaError
-from psa.provenance import DATA_KEYS, OPERATIONAL_KEYS, covered, read_record
-from psa.stages.registry import REGISTRY
+from psa.framework.registry import REGISTRY
+from psa.provenance import DATA_KEYS, OPERATIONAL_KEYS, Provenance, covered, flatten, read_record, write_record
 
-DEMO = str(ROOT / "recipes" / "demo.yaml")
+DEMO = str(CORE_DEMO)
 # the tests' tiny recipe, smaller still: 8 images (one batch), one step per network, CRF in-process
-OVERRIDES = (*TINY_OVERRIDES, "data.synthetic.num_train=8", "data.synthetic.num_val=4", "cam.scales=[1.0]",
-             "cam.train.epochs=1", "affinity.train.epochs=1", "seg.train.epochs=1", "eval.crf_workers=1",
-             "eval.num_pictures=1", "cam.train.lr=0.001",  # one step at 0.05 leaves all-zero CAMs
+OVERRIDES = (*TINY_OVERRIDES, *method_overrides(), "data.synthetic.num_train=8", "data.synthetic.num_val=4",
+             "cam.scales=[1.0]", "cam.train.epochs=1", "affinity.train.epochs=1", "seg.train.epochs=1",
+             "eval.crf_workers=1", "eval.num_pictures=1",
+             "cam.train.lr=0.001",  # one step at 0.05 leaves all-zero CAMs
              "random_walk.logt=0")  # one walk step: 6x6 maps converge in a few, hiding beta
-STAGE_FILE = {"train_cam": "psa/stages/cam.py (TRAIN_SPEC)", "train_affinity": "psa/stages/affinity.py (TRAIN_SPEC)",
-              "train_seg": "psa/stages/seg.py (TRAIN_SPEC)", "export_cams": "psa/stages/export_cams.py",
-              "random_walk": "psa/stages/random_walk.py", "predict_seg": "psa/stages/seg.py (NETWORK)"}
-STAGE_FILE.update({name: "psa/stages/irn.py" for name in ("irn_labels", "train_irn", "irn_walk")},
-                  irn_instances="psa/stages/irn_instances.py", eval_irn_instances="psa/stages/irn_instances.py")
-# the demo's steps: PSA's and IRN's (the CPS steps need a labelled split of their own)
-STEPS = [REGISTRY.get(name) for name in load_recipe(DEMO).pipeline.steps]
+EVERY_STEP = f"pipeline.steps=[{','.join(REGISTRY.names())}]"
 
 
 def recipe_at(run_dir: Path, *extra: str):
-    return load_recipe(DEMO, [*OVERRIDES, f"run.dir={run_dir}", *extra])
+    return load_recipe(DEMO, [*OVERRIDES, EVERY_STEP, f"run.dir={run_dir}", *extra])
+
+
+STEPS = REGISTRY.ordered(recipe_at(Path("unused")))
 
 
 # ----------------------------------------------------------------------------- reading recorder
@@ -95,8 +95,8 @@ class ReadRecorder:
         return wrapped
 
 
-def undeclared(reads: set[str], spec) -> list[str]:
-    allowed = (*spec.reads, *spec.ignores, *OPERATIONAL_KEYS, *DATA_KEYS)
+def undeclared(reads: set[str], spec, more: tuple = ()) -> list[str]:
+    allowed = (*spec.reads, *more, *spec.ignores, *OPERATIONAL_KEYS, *DATA_KEYS)
     return sorted(key for key in reads if not covered(key, allowed))
 
 
@@ -130,20 +130,88 @@ def tree_state(folder: Path) -> dict:
 
 
 @pytest.mark.slow
-def test_every_recipe_key_a_stage_reads_is_in_its_spec(finished_run):
+@pytest.mark.parametrize("name", [step.name for step in STEPS])
+def test_every_recipe_key_a_step_reads_is_in_its_spec(finished_run, name):
     _, reads = finished_run
-    problems = []
-    for step in STEPS:
-        assert reads[step.name], f"the recorder saw no read in {step.name}"
-        for key in undeclared(reads[step.name], step.spec):
-            where = STAGE_FILE.get(step.name, "psa/stages/evaluate.py (eval_spec)")
-            problems.append(f"step {step.name} reads recipe key '{key}' that is not in its StageSpec: add it to "
-                            f"`reads` in {where} (or to `ignores` if it cannot change the output, or to "
-                            f"psa.provenance.OPERATIONAL_KEYS if it never changes any result)")
+    step = REGISTRY.get(name)
+    assert reads[name], f"the recorder saw no read in {name}"
+    problems = [f"step {name} reads recipe key '{key}' that is not in its StepSpec: add it to `reads` where "
+                f"method {step.method or '(the test)'} registers it (or to `ignores` if it cannot change the output, "
+                "or to psa.provenance.OPERATIONAL_KEYS if it never changes any result)"
+                for key in undeclared(reads[name], step.spec, step.spec.more_reads(recipe_at(Path("unused"))))]
     assert not problems, "\n".join(problems)
-    # the recorder does see the keys that matter (else this test could not fail)
+
+
+def test_the_recorder_sees_the_keys_that_matter(finished_run):
+    """Else the test above could not fail."""
+    _, reads = finished_run
     assert {"random_walk.beta", "random_walk.logt", "crf.iterations"} <= reads["random_walk"]
     assert {"cam.train.lr", "cam.crop_size", "run.seed"} <= reads["train_cam"]
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("name", [step.name for step in STEPS])
+def test_every_step_is_done_on_an_unchanged_rerun_and_a_read_key_reruns_it_and_its_downstream(finished_run, name):
+    """make-like: the plan of the finished run skips the step; a key it reads changes its
+    record and those of the steps made from it (transitively), no other."""
+    from psa.pipeline import plan
+
+    recipe = recipe_at(finished_run[0])
+    planned = {p.step.name: p.done for p in plan(recipe)}
+    assert planned[name], f"{name} would rerun on an unchanged recipe"
+    step = REGISTRY.get(name)
+    skipped = (*OPERATIONAL_KEYS, *step.spec.unused(recipe))
+    reads = (*step.spec.reads, *step.spec.more_reads(recipe))
+    keys = [k for k, v in flatten(recipe).items() if covered(k, reads) and not covered(k, skipped)
+            and isinstance(v, (int, float))]
+    if not keys:
+        pytest.skip(f"{name} reads no number or switch to change")
+    changed = _with_value(recipe, keys[0])
+    before, after = Provenance(recipe), Provenance(changed)
+    moved = {s.name for s in STEPS if before.record(s)["fingerprint"] != after.record(s)["fingerprint"]}
+    made_from = {s.name for s in STEPS if name in _ancestors(s, recipe)}
+    readers = {s.name for s in STEPS if covered(keys[0], (*s.spec.reads, *s.spec.more_reads(recipe)))
+               and not covered(keys[0], (*OPERATIONAL_KEYS, *s.spec.unused(recipe)))}
+    expected = {s.name for s in STEPS if s.name in readers or _ancestors(s, recipe) & readers}
+    assert name in moved and made_from <= moved and moved == expected, (keys[0], sorted(moved ^ expected))
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("name", [step.name for step in STEPS if step.spec.upstream(recipe_at(Path("unused")))])
+def test_every_step_refuses_an_upstream_output_made_with_other_inputs(run_copy, name):
+    recipe = recipe_at(run_copy)
+    step = REGISTRY.get(name)
+    upstream = step.spec.upstream(recipe)[0]
+    record = read_record(upstream.record(recipe))
+    record["inputs"]["data.stale_marker"] = "made by another recipe"
+    write_record(upstream.record(recipe), {**record, "fingerprint": "0" * 16}, complete=True)
+    if step.training is not None:  # a finished training is not redone, so not checked: unfinish it
+        step.record(recipe).unlink()
+    with pytest.raises(PsaError, match=rf"(made|trained) with other inputs than {name}\w* needs: data.stale_marker was "
+                                       r"'made by another recipe', the recipe now says '\(not used\)'"):
+        step.run(recipe, Reporter())
+
+
+def _with_value(recipe, key: str):
+    """A copy of `recipe` with the number or switch at dotted `key` changed (no check: nothing runs)."""
+    *path, leaf = key.split(".")
+
+    def replace(node, parts):
+        if not parts:
+            value = getattr(node, leaf)
+            return dataclasses.replace(node, **{leaf: not value if isinstance(value, bool) else value * 2 + 1})
+        return dataclasses.replace(node, **{parts[0]: replace(getattr(node, parts[0]), parts[1:])})
+    return replace(recipe, path)
+
+
+def _ancestors(step, recipe) -> set[str]:
+    found, todo = set(), list(step.spec.upstream(recipe))
+    while todo:
+        up = todo.pop()
+        if up.name not in found:
+            found.add(up.name)
+            todo.extend(up.spec.upstream(recipe))
+    return found
 
 
 def test_the_read_recorder_catches_an_undeclared_key(tiny_recipe):
@@ -162,7 +230,7 @@ def test_only_the_chosen_methods_settings_enter_the_classifiers_record(method):
     MixMatch one (whose training never reads it) valid; the same for a MixMatch setting."""
     def fingerprint(*extra):
         recipe = load_recipe(DEMO, [*OVERRIDES, f"cam.method={method}", "cam.labeled.fraction=0.5", *extra])
-        return REGISTRY.provenance(recipe).expected("train_cam")["fingerprint"]
+        return Provenance(recipe).record(REGISTRY.get("train_cam"))["fingerprint"]
 
     base = fingerprint()
     assert (fingerprint("cam.fixmatch.tau_pos=0.9") != base) == (method == "fixmatch")
@@ -174,8 +242,8 @@ def test_mask_crf_moves_the_refined_masks_and_leaves_the_confident_labels():
     """With `mask_crf` unset, refining steps record `crf` as before the key existed; once set,
     it alone changes them, and `crf` then changes only the CAM export's labels."""
     def records(*extra):
-        provenance = REGISTRY.provenance(load_recipe(DEMO, [*OVERRIDES, *extra]))
-        return {step: provenance.expected(step) for step in ("export_cams", "random_walk", "eval_rw_crf")}
+        provenance = Provenance(load_recipe(DEMO, [*OVERRIDES, *extra]))
+        return {step: provenance.record(REGISTRY.get(step)) for step in ("export_cams", "random_walk", "eval_rw_crf")}
 
     base = records()
     assert not any(key.startswith("mask_crf") for key in base["random_walk"]["inputs"])
@@ -199,8 +267,8 @@ def test_min_confidence_enters_the_seg_record_only_when_set():
     """At its default (0) the trained networks' records are those from before the key existed;
     set, it moves train_seg (and cps.min_confidence train_cps) and nothing upstream."""
     def records(*extra):
-        provenance = REGISTRY.provenance(load_recipe(DEMO, [*OVERRIDES, *extra]))
-        return {step: provenance.expected(step) for step in ("random_walk", "train_seg", "train_cps")}
+        provenance = Provenance(load_recipe(DEMO, [*OVERRIDES, *extra]))
+        return {step: provenance.record(REGISTRY.get(step)) for step in ("random_walk", "train_seg", "train_cps")}
 
     base = records()
     assert not any("min_confidence" in key for step in base.values() for key in step["inputs"])
@@ -242,8 +310,8 @@ def _brute_force_miou(pred_dir: Path, recipe) -> float:
 
 @pytest.mark.slow
 def test_changing_beta_recomputes_the_walk_and_the_evaluation(run_copy, tmp_path):
-    from psa.stages.evaluate import evaluate
-    from psa.stages.random_walk import run_random_walk
+    from psa.framework.evaluation import evaluate
+    from conftest import run_random_walk
 
     before = _scores(run_copy)
     changed = recipe_at(run_copy, "random_walk.beta=1")
@@ -283,7 +351,7 @@ def one_error_line(result: subprocess.CompletedProcess) -> str:
 
 @pytest.mark.slow
 def test_changing_the_class_list_refuses_in_one_line(run_copy):
-    from psa.stages.export_cams import export_cams
+    from conftest import export_cams
 
     for path in sorted((run_copy / "cam" / "cams").glob("*.npz"))[:3]:  # the issue's IndexError case
         path.unlink()
@@ -309,7 +377,7 @@ def test_changing_the_class_list_refuses_in_one_line(run_copy):
 
 @pytest.mark.slow
 def test_an_affinity_net_of_another_radius_is_refused_naming_both_values(run_copy):
-    from psa.stages.random_walk import run_random_walk
+    from conftest import run_random_walk
 
     with pytest.raises(PsaError, match=r"affinity/model.pt was trained with other inputs than random_walk needs: "
                                        r"affinity.radius was 5, the recipe now says 4;"):
@@ -326,7 +394,7 @@ def test_an_affinity_net_of_another_radius_is_refused_naming_both_values(run_cop
 def test_a_first_prediction_removes_nothing_and_a_stray_file_is_named(run_copy):
     """The empty subfolders a prediction step makes for its extras (classes/) are not outputs
     without a record; a label map left without one is, and is recomputed."""
-    from psa.stages.predict import predict
+    from psa.framework.prediction import predict
 
     recipe = recipe_at(run_copy)
     folder = run_copy / "seg" / "pred"
@@ -344,9 +412,9 @@ def test_a_first_prediction_removes_nothing_and_a_stray_file_is_named(run_copy):
 def test_an_unchanged_rerun_skips_every_step_without_reading_an_image(run_copy, monkeypatch):
     from psa.pipeline import run
     from psa.data.synthetic import SyntheticSource
-    from psa.stages.export_cams import export_cams
-    from psa.stages.predict import predict
-    from psa.stages.random_walk import run_random_walk
+    from conftest import export_cams
+    from psa.framework.prediction import predict
+    from conftest import run_random_walk
 
     def refuse(*args, **kwargs):
         raise AssertionError("an image was read on the skip path")
@@ -392,14 +460,14 @@ def test_the_pipeline_reruns_exactly_the_steps_downstream_of_a_change(run_copy):
 
 @pytest.mark.slow
 def test_a_2x2_random_walk_sweep_trains_nothing_and_equals_four_separate_runs(run_copy, tmp_path, monkeypatch):
-    import psa.stages.training
+    import psa.framework.training
     import psa.sweep
     from psa.pipeline import run
 
     def no_training(*args, **kwargs):
         raise AssertionError("the sweep trained a network")
 
-    monkeypatch.setattr(psa.stages.training, "train", no_training)
+    monkeypatch.setattr(psa.framework.training, "train", no_training)
     grid = [*OVERRIDES, f"run.dir={run_copy}", "random_walk.beta=4,8", "random_walk.logt=0,1"]
     folder = tmp_path / "sweep"
     result = psa.sweep.run(DEMO, grid, Reporter(), until="eval_rw_crf", folder=str(folder)).result

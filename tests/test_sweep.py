@@ -7,7 +7,8 @@ import pytest
 
 from conftest import ROOT
 from psa.errors import PsaError
-from psa.sweep import parse_grid, plan_points, split_values
+from psa.framework.grid import parse_grid, split_values
+from psa.sweep import plan_points
 from psa.viz import line_chart
 
 DEMO = str(ROOT / "recipes" / "demo.yaml")
@@ -23,9 +24,9 @@ def test_commas_inside_brackets_belong_to_one_value():
 
 
 @pytest.mark.parametrize("items, message", [
-    (["random_walk.beta=8"], "a sweep needs at least one axis"),
-    (["random_walk.beta=4,4"], "sweep axis random_walk.beta: a value is repeated"),
-    (["random_walk.beta=4,"], "sweep axis random_walk.beta: empty value"),
+    (["random_walk.beta=8"], "a grid needs at least one axis"),
+    (["random_walk.beta=4,4"], "grid axis random_walk.beta: a value is repeated"),
+    (["random_walk.beta=4,"], "grid axis random_walk.beta: empty value"),
     (["random_walk.beta"], "must look like key=v1,v2"),
 ])
 def test_a_bad_grid_is_named(items, message):

@@ -12,9 +12,10 @@ from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
 from rich.table import Table
 
-from ..config import Recipe, dump_recipe, load_recipe
+from ..config import Recipe, dump_recipe
 from ..engine.report import Reporter, is_main_process
 from ..errors import PsaError
+from ..framework.recipes import load_recipe
 
 console = Console(stderr=False)
 err_console = Console(stderr=True)
@@ -22,8 +23,7 @@ err_console = Console(stderr=True)
 __all__ = ["is_main_process"]  # re-exported for the tools
 
 
-def recipe_parser(description: str) -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(description=description)
+def add_recipe_arguments(parser: argparse.ArgumentParser) -> argparse.ArgumentParser:
     parser.add_argument("recipe", help="recipe YAML file")
     parser.add_argument("overrides", nargs="*", metavar="key=value",
                         help="recipe overrides, e.g. train.lr=0.01 data.root=/data/VOC2012")
@@ -32,10 +32,11 @@ def recipe_parser(description: str) -> argparse.ArgumentParser:
 
 
 def load_from_args(args: argparse.Namespace) -> Recipe | None:
-    """The recipe, its keys checked; the keys whose choices are the stage registry's (`task`,
-    `pipeline.steps`) too, once the keys themselves passed (a typo fails before torch loads)."""
+    """The recipe, its keys checked; the keys whose choices are the registry's (`task`,
+    `pipeline.steps`, cam.method, seg.masks, ...) too, once the keys themselves passed (a typo
+    fails before torch loads)."""
     recipe = load_recipe(args.recipe, args.overrides)
-    from ..stages.registry import REGISTRY  # imports every stage (and torch): late, for a fast typo message
+    from ..framework.registry import REGISTRY  # imports every step (and torch): late, for a fast typo message
 
     REGISTRY.check_recipe(recipe)
     if args.print_config:

@@ -1,26 +1,53 @@
-"""Rendering around `psa.pipeline`: a line per step and the final comparison table."""
+"""Every step in order, like make: a step whose provenance record matches the recipe is
+skipped, a changed key reruns exactly the steps downstream of it; ends with the summary
+table (CAM vs the pseudo masks vs the segmentation network).
+
+examples:
+  psa pipeline recipes/demo.yaml [key=value ...]
+  psa pipeline recipes/demo.yaml --until eval_rw_crf
+"""
 
 from __future__ import annotations
 
+from rich.markup import escape
 from rich.table import Table
 
 from ..config import Recipe
-from .common import percent
+from .common import RichReporter, add_recipe_arguments, console, is_main_process, load_from_args, percent
+
+HELP = "every step in order, skipping what is finished; the summary table"
+
+
+def add_arguments(parser) -> None:
+    add_recipe_arguments(parser)
+    parser.add_argument("--until", metavar="STEP", help="stop after this step (e.g. eval_rw_crf)")
+
+
+def run(args) -> int:
+    recipe = load_from_args(args)
+    if recipe is None:
+        return 0
+    from ..pipeline import run as run_pipeline
+
+    result = run_pipeline(recipe, RichReporter(), until=args.until)
+    if is_main_process():
+        console.print(summary_table(result.summary, recipe))
+    return 0
 
 
 def summary_table(rows: dict, recipe: Recipe) -> Table:
     """A scored row shows its mIoU; a per-image step nothing scored (no ground-truth masks)
     shows how many images it covered."""
-    table = Table(title=f"psa pipeline — {recipe.run.dir}")
+    table = Table(title=f"psa pipeline — {escape(recipe.run.dir)}")
     table.add_column("stage")
     table.add_column("split")
     table.add_column("images", justify="right")
     table.add_column("mIoU %", justify="right")
     for label, row in rows.items():
         if "outputs" in row:
-            table.add_row(label, row["split"], str(row["outputs"]), "[dim]not scored[/]")
+            table.add_row(escape(label), escape(row["split"]), str(row["outputs"]), "[dim]not scored[/]")
         else:
-            table.add_row(label, row["split"], str(row["images"]), percent(row["miou"]))
+            table.add_row(escape(label), escape(str(row["split"])), str(row["images"]), percent(row["miou"]))
     if not rows:
         table.add_row("[dim]nothing ran yet[/]", "", "", "")
     return table

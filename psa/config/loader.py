@@ -26,11 +26,16 @@ T = TypeVar("T")
 
 def load(path: str | os.PathLike, overrides: list[str] | tuple[str, ...], cls: type[T]) -> T:
     """Read `path` (with its `_base_` chain), apply `key=value` overrides, build and check `cls`."""
+    return build(cls, load_raw(path, overrides))
+
+
+def load_raw(path: str | os.PathLike, overrides: list[str] | tuple[str, ...] = ()) -> dict:
+    """The mapping `path` (with its `_base_` chain) and the `key=value` overrides make, untyped."""
     raw = _load_with_bases(Path(path), chain=())
     for item in overrides:
         key, value = _parse_override(item)
         _set_dotted(raw, key, value)
-    return build(cls, raw)
+    return raw
 
 
 def build(cls: type[T], raw: Any) -> T:
@@ -38,6 +43,11 @@ def build(cls: type[T], raw: Any) -> T:
     root = _build(cls, raw, prefix="")
     _check_tree(root, "")
     return root
+
+
+def build_unchecked(cls: type[T], raw: Any) -> T:
+    """A typed `cls` from a mapping made by a checked one (`to_dict`): no check runs again."""
+    return _build(cls, raw, prefix="")
 
 
 def to_dict(obj: Any) -> dict:
@@ -146,6 +156,9 @@ def _build(cls: type, raw: Any, prefix: str) -> Any:
     for key, value in raw.items():
         full = f"{prefix}{key}"
         if key not in fields:
+            renamed = getattr(cls, "RENAMED", {}).get(key)
+            if renamed is not None:
+                raise PsaError(f"recipe key '{full}' is now '{prefix}{renamed}'")
             raise PsaError(_unknown_key_message(full, [f"{prefix}{name}" for name in fields]))
         kwargs[key] = _coerce(hints[key], value, full)
     return cls(**kwargs)

@@ -1,55 +1,27 @@
-"""The recipe's sections: their fields, defaults (the reference's constants) and checks.
+"""The core of a recipe: the sections every run has (run, data, model, crf, eval, pipeline),
+the sections several methods share (train, labeled, a segmentation network's), and the
+Recipe they make. A method adds its own sections (psa/config/sections.py).
 
 Choices are `Literal` types, which the loader enforces; each section's `check(key)` holds
-the range checks the types cannot express, `key` being the section's dotted name.
+the range checks the types cannot express, `key` being the section's dotted name. What each
+key means: docs/recipes.md (a test holds it to these classes).
 """
 
 from __future__ import annotations
 
-import typing
 from dataclasses import dataclass, field
-from pathlib import Path
-from typing import Literal, Optional
+from typing import ClassVar, Literal, Optional
 
-from ..constants import PHOTOMETRIC_OPS
+from .checks import check_crop, check_interval, check_jitter, check_scales
 from .loader import require
 
 MixedPrecision = Literal["no", "bf16", "fp16"]
-DataKind = Literal["voc", "pet", "synthetic", "coco"]
 CocoOrder = Literal["area", "file"]
 CocoCrowd = Literal["ignore", "skip"]
-LabelMode = Literal["species", "breed"]
 Optimizer = Literal["sgd", "adamw"]
-SemiMethod = Literal["fixmatch", "mixmatch"]  # each with its settings section cam.<method>
-CamMethod = Literal["supervised", SemiMethod]
-Teacher = Literal["model", "ema"]  # who labels the unlabelled images in FixMatch / MixMatch
-AffinityInit = Literal["imagenet", "cam"]
-Pairs = Literal["all", "reference"]
+Pairs = Literal["all", "reference"]  # which pixel pairs: every one, or the reference code's (docs/differences.md)
 SegHead = Literal["aspp", "deeplabv3"]
 SegLabels = Literal["pseudo", "pseudo_crf", "gt"]
-Walk = Literal["affinity", "irn"]  # whose pseudo masks: AffinityNet's random walk (PSA) or IRN's boundary walk
-PredictWith = Literal["mean", "first"]
-
-# the tuples the tasks loop over, read off the types so each list is written once
-SEMI_METHODS: tuple[str, ...] = typing.get_args(SemiMethod)
-CAM_METHODS: tuple[str, ...] = typing.get_args(CamMethod)
-TEACHERS: tuple[str, ...] = typing.get_args(Teacher)
-
-
-def _check_crop(size: int, key: str) -> None:
-    require(size >= 16 and size % 8 == 0, key, f"must be a multiple of 8 (>= 16), got {size}")
-
-
-def _check_jitter(jitter: list[float], key: str) -> None:
-    require(len(jitter) == 4, key, "must be [brightness, contrast, saturation, hue]")
-
-
-def _check_interval(pair: list, key: str) -> None:
-    require(len(pair) == 2 and 0 < pair[0] <= pair[1], key, "must be [min, max] with 0 < min <= max")
-
-
-def _check_scales(scales: list[float], key: str) -> None:
-    require(len(scales) >= 1 and all(s > 0 for s in scales), key, "must be positive numbers")
 
 
 @dataclass
@@ -80,13 +52,7 @@ class SyntheticConfig:
     image_size: int = 112
     num_classes: int = 4
     max_objects: int = 3
-    seed: int = 0
-
-    def check(self, key: str) -> None:
-        require(self.image_size >= 32, f"{key}.image_size", "must be >= 32")
-        require(self.num_train >= 1 and self.num_val >= 1, f"{key}.num_train", "and num_val must be >= 1")
-        require(1 <= self.num_classes <= 8, f"{key}.num_classes", "must be in 1..8")
-        require(self.max_objects >= 1, f"{key}.max_objects", "must be >= 1")
+    seed: int = 0  # its limits are the generator's, checked there (psa/data/synthetic.py)
 
 
 @dataclass
@@ -116,7 +82,7 @@ class CocoConfig:
 
 @dataclass
 class DataConfig:
-    kind: DataKind = "voc"
+    kind: str = "voc"  # a registered data kind (psa/data/kinds.py): voc, pet, coco, synthetic
     root: str = ""
     train_split: str = "train_aug"  # images the networks learn from
     eval_split: str = "train"  # images whose pseudo masks are scored (the PSA protocol)
@@ -124,7 +90,7 @@ class DataConfig:
     # Class names with index 0 = background; null = the layout's default (VOC's 21,
     # classes.txt in the root, the pet label mode, the synthetic generator's).
     classes: Optional[list] = None
-    label_mode: LabelMode = "species"  # pet only
+    label_mode: str = "species"  # pet only: species | breed
     coco: CocoConfig = field(default_factory=CocoConfig)  # coco only
     # >0: images (bilinear) and masks (nearest) scaled so the long side is at most this many
     # pixels when loaded, for every stage and the evaluation alike (photos on a CPU budget)
@@ -203,156 +169,31 @@ class LabeledConfig:
 
 
 @dataclass
-class FixMatchConfig:
-    """FixMatch for multi-label image labels (psa/tasks/cam_semi.py, psa/ops/semi_supervised.py):
-    per class, the weak view's sigmoid above tau_pos is a confident positive, below tau_neg a
-    confident negative, ignored in between; the strong view learns those entries."""
+class SegNetworkConfig:
+    """A segmentation network's section (seg, cps): its labels, head, augmentation, inference."""
 
-    mu: int = 7  # unlabelled batch = mu × cam.train.batch_size (the paper's ratio)
-    tau_pos: float = 0.95  # the paper's single-label threshold, applied to each class's sigmoid
-    tau_neg: float = 0.05  # its mirror image for absent classes
-    # target of each confident entry: 0 = hard 0/1 pseudo-labels (the paper); T > 0 = the
-    # weak view's probability sharpened per class, p^(1/T) / (p^(1/T) + (1-p)^(1/T)) (UDA's
-    # soft targets; T = 1 is the probability itself: consistency without pushing a confident
-    # mistake all the way to 0 or 1)
-    temperature: float = 0.0
-    lambda_u: float = 1.0
-    # λ_u grows linearly from 0 over this many steps (the paper: 0, full weight at once; a
-    # classifier trained from scratch gives mostly wrong confident labels in its first steps)
-    warmup_steps: int = 0
-    # cap each class's confident positives (negatives) in an unlabelled batch at its share
-    # (1 - share) of the labelled images: against a class the model over-predicts taking ever
-    # more pseudo-labels (psa/ops/semi_supervised.py); false = the paper's fixed thresholds
-    prior_cap: bool = False
-    # shift each class's weak-view logit by logit(share in the labelled images) - logit(mean
-    # sigmoid over the global unlabelled batch) before thresholding: ReMixMatch's distribution
-    # alignment for a per-class Bernoulli (psa/ops/semi_supervised.py); false = the paper
-    distribution_alignment: bool = False
-    # which network labels the weak views: "model" (the paper: the model being trained) or
-    # "ema", the weight average of cam.train.ema_decay (a mean teacher: its mistakes lag the
-    # student's instead of repeating them at once)
-    teacher: Teacher = "model"
-    # strong view: RandAugment restricted to photometric ops (no shear/translate/rotate, so
-    # the CAM geometry of both views is the same), then random erasing (Cutout)
-    randaugment_ops: int = 2
-    randaugment_magnitude: int = 10  # of torchvision's 31 bins
-    # the ops RandAugment draws from (names from psa.constants.PHOTOMETRIC_OPS); narrow it to
-    # the ops that keep what tells the classes apart, e.g. drop Solarize, Equalize, AutoContrast
-    # and Color where classes differ by hue
-    randaugment_space: list[str] = field(default_factory=lambda: list(PHOTOMETRIC_OPS))
-    erasing_prob: float = 1.0
-    erasing_scale: list[float] = field(default_factory=lambda: [0.02, 0.25])  # erased share of the crop
+    RENAMED: ClassVar[dict] = {"walk": "masks"}  # old key -> its new name, for the unknown-key message
 
-    def check(self, key: str) -> None:
-        require(self.mu >= 1, f"{key}.mu", "must be >= 1")
-        require(0 < self.tau_neg <= 0.5 <= self.tau_pos < 1, f"{key}.tau_pos",
-                f"and tau_neg must satisfy 0 < tau_neg <= 0.5 <= tau_pos < 1, got {self.tau_neg}, {self.tau_pos}")
-        require(self.temperature >= 0, f"{key}.temperature", "must be >= 0 (0: hard pseudo-labels)")
-        require(self.lambda_u >= 0, f"{key}.lambda_u", "must be >= 0")
-        require(self.warmup_steps >= 0, f"{key}.warmup_steps", "must be >= 0")
-        require(self.randaugment_ops >= 0, f"{key}.randaugment_ops", "must be >= 0")
-        require(0 <= self.randaugment_magnitude <= 30, f"{key}.randaugment_magnitude", "must be in 0..30")
-        unknown = [op for op in self.randaugment_space if op not in PHOTOMETRIC_OPS]
-        got = f", got unknown {unknown}" if unknown else ""
-        require(bool(self.randaugment_space) and not unknown, f"{key}.randaugment_space",
-                f"must be a non-empty list of {list(PHOTOMETRIC_OPS)}{got}")
-        require(0 <= self.erasing_prob <= 1, f"{key}.erasing_prob", "must be in [0, 1]")
-        require(len(self.erasing_scale) == 2 and 0 < self.erasing_scale[0] <= self.erasing_scale[1] < 1,
-                f"{key}.erasing_scale", "must be [min, max] with 0 < min <= max < 1")
-
-
-@dataclass
-class MixMatchConfig:
-    """MixMatch for multi-label image labels (psa/tasks/cam_semi.py, psa/ops/semi_supervised.py):
-    each class's averaged probability is sharpened as a Bernoulli,
-    p^(1/T) / (p^(1/T) + (1-p)^(1/T))."""
-
-    mu: int = 1  # unlabelled batch = mu × cam.train.batch_size (the paper: equal batches)
-    k: int = 2  # weak augmentations per unlabelled image
-    temperature: float = 0.5
-    alpha: float = 0.75  # MixUp Beta(alpha, alpha)
-    lambda_u: float = 75.0  # weight of the squared-error loss once ramped up
-    rampup_steps: int = 16000  # lambda_u grows linearly from 0 over these steps
-    # align the averaged guesses to the labelled class shares before sharpening (ReMixMatch),
-    # as cam.fixmatch.distribution_alignment; false = the paper
-    distribution_alignment: bool = False
-    # which network guesses the labels: "model" (the paper) or "ema", as cam.fixmatch.teacher
-    teacher: Teacher = "model"
-
-    def check(self, key: str) -> None:
-        require(self.mu >= 1, f"{key}.mu", "must be >= 1")
-        require(self.k >= 1, f"{key}.k", "must be >= 1")
-        require(self.temperature > 0, f"{key}.temperature", "must be > 0")
-        require(self.alpha > 0, f"{key}.alpha", "must be > 0")
-        require(self.lambda_u >= 0, f"{key}.lambda_u", "must be >= 0")
-        require(self.rampup_steps >= 0, f"{key}.rampup_steps", "must be >= 0")
-
-
-@dataclass
-class CamConfig:
     train: TrainConfig = field(default_factory=TrainConfig)
-    method: CamMethod = "supervised"  # fixmatch and mixmatch are semi-supervised, see `labeled`
-    # the labelled images; the rest of data.train_split is unlabelled (fixmatch, mixmatch) or
-    # unused (supervised). The default, every image, is the fully supervised stage.
-    labeled: LabeledConfig = field(default_factory=LabeledConfig)
-    fixmatch: FixMatchConfig = field(default_factory=FixMatchConfig)
-    mixmatch: MixMatchConfig = field(default_factory=MixMatchConfig)
+    head: SegHead = "aspp"  # aspp (DeepLab-v2) | deeplabv3
+    labels: SegLabels = "pseudo"  # gt: the upper bound
+    masks: str = "rw"  # with labels pseudo / pseudo_crf: a registered pseudo-mask source (rw, irn, ...)
+    min_confidence: float = 0.0  # pseudo pixels whose source's own probability is below this leave the loss
     crop_size: int = 448
-    resize_long: list[int] = field(default_factory=lambda: [256, 512])
+    resize_range: list[float] = field(default_factory=lambda: [0.5, 1.5])
     color_jitter: list[float] = field(default_factory=lambda: [0.3, 0.3, 0.3, 0.1])
-    scales: list[float] = field(default_factory=lambda: [1.0, 0.5, 1.5, 2.0])
+    scales: list[float] = field(default_factory=lambda: [1.0, 0.75, 1.25])
     flip: bool = True
-    low_alpha: float = 4.0  # inflates the background: what survives is confident foreground
-    high_alpha: float = 32.0  # shrinks the background: what survives is confident background
-    bg_threshold: float = 0.2  # constant background score for CAM predictions
-    export_split: str = ""  # "" = data.train_split and data.eval_split
+    split: str = ""  # images `tools/predict.py` segments; "" = data.val_split
 
     def check(self, key: str) -> None:
-        _check_crop(self.crop_size, f"{key}.crop_size")
-        _check_interval(self.resize_long, f"{key}.resize_long")
-        _check_jitter(self.color_jitter, f"{key}.color_jitter")
-        _check_scales(self.scales, f"{key}.scales")
-        require(self.low_alpha > 0 and self.high_alpha > 0, f"{key}.low_alpha", f"and {key}.high_alpha must be > 0")
-        require(0 <= self.bg_threshold <= 1, f"{key}.bg_threshold", "must be in [0, 1]")
-        # here, not on the method's section: the teacher's weights come from `train`
-        for method in SEMI_METHODS:
-            teacher = getattr(self, method).teacher
-            require(teacher != "ema" or self.method != method or self.train.ema_decay > 0,
-                    f"{key}.{method}.teacher", f"ema needs a weight average: set {key}.train.ema_decay (e.g. 0.99)")
-
-
-@dataclass
-class AffinityConfig:
-    train: TrainConfig = field(default_factory=lambda: TrainConfig(epochs=8, batch_size=8))
-    crop_size: int = 448
-    color_jitter: list[float] = field(default_factory=lambda: [0.3, 0.3, 0.3, 0.1])
-    radius: int = 5
-    init: AffinityInit = "imagenet"  # cam: start the backbone from the CAM checkpoint
-    # all: supervise every pair | reference: only the reference's (no pair anchored in the
-    # bottom / left / right radius-1 bands; docs/differences.md)
-    pairs: Pairs = "all"
-
-    def check(self, key: str) -> None:
-        _check_crop(self.crop_size, f"{key}.crop_size")
-        _check_jitter(self.color_jitter, f"{key}.color_jitter")
-        require(self.radius >= 2, f"{key}.radius", f"must be >= 2, got {self.radius}")
-
-
-@dataclass
-class RandomWalkConfig:
-    alpha: float = 16.0  # background score (1 - max CAM) ** alpha before the walk
-    beta: float = 8.0
-    logt: int = 8  # t = 2 ** logt steps
-    radius: int = 5
-    split: str = ""  # "" = data.train_split and data.eval_split
-    crf: bool = False  # also write CRF-refined pseudo masks (pseudo_crf/), e.g. for seg.labels
-    pairs: Pairs = "all"  # reference: the reference's transition matrix lacks the border-band pairs
-
-    def check(self, key: str) -> None:
-        require(self.radius >= 2, f"{key}.radius", f"must be >= 2, got {self.radius}")
-        require(self.logt >= 0, f"{key}.logt", f"must be >= 0, got {self.logt}")
-        require(self.beta > 0, f"{key}.beta", "must be > 0")
-        require(self.alpha > 0, f"{key}.alpha", "must be > 0")
+        check_crop(self.crop_size, f"{key}.crop_size")
+        check_jitter(self.color_jitter, f"{key}.color_jitter")
+        check_interval(self.resize_range, f"{key}.resize_range")
+        check_scales(self.scales, f"{key}.scales")
+        require(0 <= self.min_confidence < 1, f"{key}.min_confidence", f"must be in [0, 1), got {self.min_confidence}")
+        require(self.min_confidence == 0 or self.labels != "gt", f"{key}.min_confidence",
+                f"applies to pseudo masks; {key}.labels is gt")
 
 
 @dataclass
@@ -366,126 +207,6 @@ class CrfConfig:
 
     def check(self, key: str) -> None:
         require(self.iterations >= 1, f"{key}.iterations", "must be >= 1")
-
-
-@dataclass
-class LabelCrfConfig(CrfConfig):
-    """IRN's CRF over hard labels (`misc/imutils.crf_inference_label`), unlike PSA's over
-    scores: the unary says each pixel's label with probability gt_prob; bilateral 50 / 5."""
-
-    bilateral_sxy: float = 50.0
-    bilateral_srgb: float = 5.0
-    gt_prob: float = 0.7
-
-    def check(self, key: str) -> None:
-        super().check(key)
-        require(0 < self.gt_prob < 1, f"{key}.gt_prob", f"must be in (0, 1), got {self.gt_prob}")
-
-
-@dataclass
-class IrnConfig:
-    """IRN (Ahn, Cho & Kwak, CVPR 2019; shared/reference/irn.md): relation labels from the
-    CAMs, IRNet's class boundaries learned from them on a frozen backbone, and the CAMs
-    walked over the boundary's path-max affinities → semantic pseudo masks."""
-
-    # IRN: batch 32, 3 epochs, boundary lr 0.1 (displacement 10×), weight decay 1e-4
-    train: TrainConfig = field(default_factory=lambda: TrainConfig(epochs=3, batch_size=32, lr=0.1,
-                                                                   weight_decay=1e-4))
-    init: AffinityInit = "imagenet"  # cam: the frozen backbone is the CAM classifier's
-    output_stride: int = 16  # IRN's ResNet-50: layer4 at stride 16, no dilation
-    crop_size: int = 512
-    resize_range: list[float] = field(default_factory=lambda: [0.5, 1.5])
-    # relation labels (step/cam_to_ir_label.py): confident fg / bg background planes
-    fg_threshold: float = 0.30
-    bg_threshold: float = 0.05
-    crf: LabelCrfConfig = field(default_factory=LabelCrfConfig)
-    train_radius: int = 10  # pairs on the stride-4 grid while training
-    pairs: Pairs = "all"  # reference: IRN's PathIndex pairs only (none anchored in the border bands)
-    displacement: bool = True  # also learn the displacement field (IRN's instance branch)
-    # the semantic walk (step/make_sem_seg_labels.py)
-    radius: int = 5
-    beta: float = 10.0
-    logt: int = 8  # exp_times: t = 2 ** logt steps
-    sem_bg_threshold: float = 0.25  # background plane of the walked, max-normalised scores
-    split: str = ""  # "" = data.train_split and data.eval_split
-    dense_crf: bool = False  # also write pseudo masks refined by the dense CRF (crf section)
-    # instance masks (step/make_ins_seg_labels.py)
-    centroid_steps: int = 300  # steps along the displacement field to each pixel's centroid
-    centroid_threshold: float = 2.5  # |displacement| below this: a candidate centroid region
-    ins_bg_threshold: float = 0.25  # background plane of the walked instance scores
-    min_instance_area: float = 0.01  # segments smaller than this share of the image score 0
-
-    def check(self, key: str) -> None:
-        _check_crop(self.crop_size, f"{key}.crop_size")
-        _check_interval(self.resize_range, f"{key}.resize_range")
-        require(self.output_stride in (8, 16, 32), f"{key}.output_stride", f"must be 8, 16 or 32, got {self.output_stride}")
-        require(0 < self.bg_threshold <= self.fg_threshold < 1, f"{key}.fg_threshold",
-                f"and bg_threshold must satisfy 0 < bg <= fg < 1, got {self.fg_threshold}, {self.bg_threshold}")
-        require(self.train_radius >= 2, f"{key}.train_radius", f"must be >= 2, got {self.train_radius}")
-        require(self.radius >= 2, f"{key}.radius", f"must be >= 2, got {self.radius}")
-        require(self.logt >= 0, f"{key}.logt", f"must be >= 0, got {self.logt}")
-        require(self.beta > 0, f"{key}.beta", "must be > 0")
-        require(0 < self.sem_bg_threshold < 1, f"{key}.sem_bg_threshold", "must be in (0, 1)")
-        require(0 < self.ins_bg_threshold < 1, f"{key}.ins_bg_threshold", "must be in (0, 1)")
-        require(self.centroid_steps >= 1, f"{key}.centroid_steps", "must be >= 1")
-        require(self.centroid_threshold > 0, f"{key}.centroid_threshold", "must be > 0")
-        require(0 <= self.min_instance_area < 1, f"{key}.min_instance_area", "must be in [0, 1)")
-
-
-@dataclass
-class SegConfig:
-    train: TrainConfig = field(default_factory=lambda: TrainConfig(epochs=30, batch_size=16, lr=0.001))
-    head: SegHead = "aspp"  # aspp (DeepLab-v2) | deeplabv3
-    labels: SegLabels = "pseudo"  # gt: the upper bound
-    walk: Walk = "affinity"  # with labels pseudo / pseudo_crf: AffinityNet's walk (PSA) or IRN's
-    # with pseudo labels: pixels where the walk's own class probability (its scores normalised
-    # over the classes, before any CRF) is below this are left out of the loss; 0 keeps every
-    # pixel, as PSA does
-    min_confidence: float = 0.0
-    crop_size: int = 448
-    resize_range: list[float] = field(default_factory=lambda: [0.5, 1.5])
-    color_jitter: list[float] = field(default_factory=lambda: [0.3, 0.3, 0.3, 0.1])
-    scales: list[float] = field(default_factory=lambda: [1.0, 0.75, 1.25])
-    flip: bool = True
-    split: str = ""  # images `tools/predict.py` segments; "" = data.val_split
-
-    def check(self, key: str) -> None:
-        _check_crop(self.crop_size, f"{key}.crop_size")
-        _check_jitter(self.color_jitter, f"{key}.color_jitter")
-        _check_interval(self.resize_range, f"{key}.resize_range")
-        _check_scales(self.scales, f"{key}.scales")
-        require(0 <= self.min_confidence < 1, f"{key}.min_confidence", f"must be in [0, 1), got {self.min_confidence}")
-        require(self.min_confidence == 0 or self.labels != "gt", f"{key}.min_confidence",
-                f"applies to pseudo masks; {key}.labels is gt")
-
-
-@dataclass
-class CpsConfig(SegConfig):
-    """Cross Pseudo Supervision (Chen et al., CVPR 2021): two segmentation networks, each
-    learning from the labelled images and from the other's one-hot prediction on the
-    unlabelled ones. Head, crop, augmentation and inference keys as in `seg`; one epoch is
-    one pass over the unlabelled images, each batch of them drawn with a labelled batch."""
-
-    # the paper's VOC code (TorchSemiSeg): SGD 0.005, poly 0.9, wd 1e-4, 34 epochs, 16 + 16 images
-    train: TrainConfig = field(default_factory=lambda: TrainConfig(epochs=34, batch_size=16, lr=0.005,
-                                                                   weight_decay=1e-4))
-    labeled_batch_size: int = 16  # global, drawn with each unlabelled batch (train.batch_size)
-    labeled: LabeledConfig = field(default_factory=lambda: LabeledConfig(fraction=0.125))
-    labels: SegLabels = "gt"  # of the labelled images, as seg.labels
-    weight: float = 1.5  # λ of the cross pseudo supervision loss (paper: 1.5 on VOC); 0 = supervised only
-    # λ grows linearly from 0 over this many steps (paper: 0, its networks start from ImageNet;
-    # from scratch the early pseudo labels are noise the two networks would agree on)
-    warmup_steps: int = 0
-    cutmix: bool = False  # mix unlabelled image pairs with one box each (the paper's BoxMaskGenerator)
-    cutmix_area: float = 0.25  # the box's share of the crop
-    predict_with: PredictWith = "mean"  # mean (of both networks' softmax) | first (network)
-
-    def check(self, key: str) -> None:
-        super().check(key)
-        require(self.labeled_batch_size >= 1, f"{key}.labeled_batch_size", "must be >= 1")
-        require(self.weight >= 0, f"{key}.weight", f"must be >= 0, got {self.weight}")
-        require(self.warmup_steps >= 0, f"{key}.warmup_steps", f"must be >= 0, got {self.warmup_steps}")
-        require(0 < self.cutmix_area < 1, f"{key}.cutmix_area", f"must be in (0, 1), got {self.cutmix_area}")
 
 
 @dataclass
@@ -504,28 +225,25 @@ class EvalConfig:
 
 @dataclass
 class PipelineConfig:
-    # null = every step the stage registry runs by default (psa/stages/registry.py)
-    steps: Optional[list[str]] = None
+    steps: Optional[list[str]] = None  # null = every step the registry runs by default
 
 
 @dataclass
 class Recipe:
-    task: str = "cam"  # the stage tools/train.py trains; the stage registry checks the name
+    """The core of every recipe; a loaded recipe is a subclass that adds the sections of the
+    loaded methods (psa/config/sections.py)."""
+
+    task: str = "cam"  # the section tools/train.py trains; the registry checks the name
+    methods: list[str] = field(default_factory=list)  # method packages beyond psa/methods/ (module or folder)
     run: RunConfig = field(default_factory=RunConfig)
     data: DataConfig = field(default_factory=DataConfig)
     model: ModelConfig = field(default_factory=ModelConfig)
-    cam: CamConfig = field(default_factory=CamConfig)
-    affinity: AffinityConfig = field(default_factory=AffinityConfig)
-    random_walk: RandomWalkConfig = field(default_factory=RandomWalkConfig)
-    irn: IrnConfig = field(default_factory=IrnConfig)
     # the dense CRF of the confident labels (cam export) and, unless mask_crf is set, of every
     # mask it refines: the walk's pseudo_crf, --crf evaluations, predictions, IRN's walk
     crf: CrfConfig = field(default_factory=CrfConfig)
     # the CRF that refines masks, when it should differ from the labels' one (e.g. a weaker
     # bilateral term for small photos); a whole section: unset keys take CrfConfig's defaults
     mask_crf: Optional[CrfConfig] = None
-    seg: SegConfig = field(default_factory=SegConfig)
-    cps: CpsConfig = field(default_factory=CpsConfig)
     eval: EvalConfig = field(default_factory=EvalConfig)
     pipeline: PipelineConfig = field(default_factory=PipelineConfig)
 

@@ -24,6 +24,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 import os
 from pathlib import Path
@@ -31,11 +32,12 @@ from typing import Optional, Sequence
 
 import numpy as np
 
-from ..config import CocoConfig
+from ..config import CocoConfig, DataConfig
 from ..errors import PsaError
 from .base import SegmentationSource, check_classes, check_id, check_root, read_text_lines, validate_ids
 from .coco_index import CocoIndex, load_index
 from .coco_masks import Instances, MaskCache, instance_masks, paint_semantic
+from .kinds import DataKind, register_kind, root_identity
 
 logger = logging.getLogger("psa")
 SETS = ("train", "val")
@@ -199,3 +201,13 @@ class CocoSource(SegmentationSource):
         return {"annotations": {n: str(i.path) for n, i in sorted(self._indexes.items())},
                 "classes": [{"index": k, "category_id": self.category_ids[k] if k else None, "name": name}
                             for k, name in enumerate(self.classes)]}
+
+
+def _identity(data: DataConfig) -> dict:
+    """The root and the painting rule; the cache folder changes no mask."""
+    return {**root_identity(data), **{f"data.coco.{k}": v for k, v in dataclasses.asdict(data.coco).items()
+                                      if k != "cache_dir"}}
+
+
+register_kind(DataKind("coco", lambda data, split: CocoSource(data.root, split, data.coco, classes=data.classes),
+                       identity=_identity))

@@ -19,6 +19,8 @@ from pathlib import Path
 
 import numpy as np
 
+from ..config import DataConfig
+from ..config.loader import require
 from ..constants import IGNORE_INDEX
 from ..errors import PsaError
 from .base import (
@@ -32,6 +34,7 @@ from .base import (
     read_text_lines,
     validate_ids,
 )
+from .kinds import DataKind, register_kind, root_identity
 from .voc import resolve_list_file
 
 LABEL_MODES = ("species", "breed")
@@ -66,8 +69,7 @@ def _parse_pet_list(path: Path) -> list[tuple[str, int, int]]:
 
 class PetSource(SegmentationSource):
     def __init__(self, root: str | os.PathLike, split: str, label_mode: str = "species"):
-        if label_mode not in LABEL_MODES:
-            raise PsaError(f"data.label_mode must be species or breed, got {label_mode!r}")
+        check_label_mode(label_mode)
         self.root = check_root(root, "Oxford-IIIT Pet")
         self.split = split
         self.label_mode = label_mode
@@ -139,3 +141,22 @@ class PetSource(SegmentationSource):
                                 [trimaps.find(f"{image_id}.png") for image_id in self.ids],
                                 [images.find(f"{image_id}.jpg") for image_id in self.ids],
                                 str(self.list_file.resolve()))
+
+
+def check_label_mode(label_mode: str) -> None:
+    require(label_mode in LABEL_MODES, "data.label_mode", f"must be one of {', '.join(LABEL_MODES)}, got {label_mode!r}")
+
+
+def _build(data: DataConfig, split: str) -> PetSource:
+    source = PetSource(data.root, split, label_mode=data.label_mode)
+    if data.classes is not None:
+        if len(data.classes) != len(source.classes):
+            raise PsaError(f"data.classes has {len(data.classes)} names but the pet layout "
+                           f"(label_mode={data.label_mode}) has {len(source.classes)} classes")
+        source.classes = check_classes(data.classes, "data.classes")
+        source.classes_from = "recipe key data.classes"
+    return source
+
+
+register_kind(DataKind("pet", _build, check=lambda data: check_label_mode(data.label_mode),
+                       identity=lambda data: {**root_identity(data), "data.label_mode": data.label_mode}))

@@ -15,20 +15,21 @@ crc32(split), index])`, so any worker can regenerate any image.
 from __future__ import annotations
 
 import colorsys
+import dataclasses
 import functools
 import math
-import os
 import zlib
 from dataclasses import dataclass
-from pathlib import Path
 from typing import Optional, Sequence
 
 import numpy as np
 from PIL import Image, ImageDraw
 
+from ..config import DataConfig
+from ..config.loader import require
 from ..errors import PsaError
-from ..io import atomic_write_text, atomic_write_with, save_label_png
 from .base import InstanceMasks, SegmentationSource, check_classes, instances_from_ids
+from .kinds import DataKind, register_kind
 
 # name, RGB, shape. Colour and shape both identify the class.
 EMBLEMS = (
@@ -266,19 +267,20 @@ def render(seed: int, split: str, index: int, size: int, num_classes: int,
 # ----------------------------------------------------------------------------- source
 
 
+def check_generator(num_classes: int, image_size: int, max_objects: int, seed: int) -> None:
+    """The generator's limits, for the recipe's keys and for a source built directly."""
+    require(1 <= num_classes <= MAX_CLASSES, "data.synthetic.num_classes", f"must be in 1..{MAX_CLASSES}, got {num_classes}")
+    require(image_size >= 32, "data.synthetic.image_size", f"must be >= 32, got {image_size}")
+    require(max_objects >= 1, "data.synthetic.max_objects", f"must be >= 1, got {max_objects}")
+    require(seed >= 0, "data.synthetic.seed", f"must be >= 0, got {seed}")
+
+
 class SyntheticSource(SegmentationSource):
     def __init__(self, split: str, num_images: int = 60, image_size: int = 112, num_classes: int = 4,
                  max_objects: int = 3, seed: int = 0, classes: Optional[Sequence[str]] = None):
-        if not 1 <= num_classes <= MAX_CLASSES:
-            raise PsaError(f"data.synthetic.num_classes must be in 1..{MAX_CLASSES}, got {num_classes}")
-        if image_size < 32:
-            raise PsaError(f"data.synthetic.image_size must be >= 32, got {image_size}")
+        check_generator(num_classes, image_size, max_objects, seed)
         if num_images < 1:
             raise PsaError(f"data.synthetic: split {split!r} needs at least 1 image, got {num_images}")
-        if max_objects < 1:
-            raise PsaError(f"data.synthetic.max_objects must be >= 1, got {max_objects}")
-        if seed < 0:
-            raise PsaError(f"data.synthetic.seed must be >= 0, got {seed}")
         self.split = str(split)
         self.num_images = int(num_images)
         self.size = int(image_size)
@@ -333,43 +335,21 @@ class SyntheticSource(SegmentationSource):
         return self.size, self.size
 
 
-def materialize_voc(source: SegmentationSource, root: str | os.PathLike,
-                    split: Optional[str] = None) -> Path:
-    """Write `source` in VOC layout under `root` (JPEG q95 images, palette-PNG masks,
-    `ImageSets/Segmentation/<split>.txt`, `classes.txt`); returns the list file path.
-    `VocSource(root, split)` then reads the same ids, classes, masks and labels."""
-    root = Path(root)
-    split = split if split is not None else getattr(source, "split", None)
-    if not split:
-        raise PsaError("materialize_voc: no split name given")
-    for index, image_id in enumerate(source.ids):
-        image = Image.fromarray(source.load_image(index))
-        atomic_write_with(root / "JPEGImages" / f"{image_id}.jpg",
-                          lambda buf, im=image: im.save(buf, format="JPEG", quality=95, subsampling=0))
-        if source.has_masks:
-            save_label_png(root / "SegmentationClass" / f"{image_id}.png", source.load_mask(index))
-        if source.has_instances:  # VOC's instance layout: pixel = instance k (1-based), 0 background
-            instances = source.load_instances(index)
-            ids = np.zeros(instances.masks.shape[1:], dtype=np.uint8)
-            for k, mask in enumerate(instances.masks, 1):
-                ids[mask] = k
-            save_label_png(root / "SegmentationObject" / f"{image_id}.png", ids)
-    atomic_write_text(root / "classes.txt", "\n".join(source.classes) + "\n")
-    _merge_label_file(root / "image_labels.txt",
-                      {image_id: source.image_labels(i) for i, image_id in enumerate(source.ids)})
-    list_file = root / "ImageSets" / "Segmentation" / f"{split}.txt"
-    atomic_write_text(list_file, "\n".join(source.ids) + "\n")
-    return list_file
+def _check(data: DataConfig) -> None:
+    syn = data.synthetic
+    check_generator(syn.num_classes, syn.image_size, syn.max_objects, syn.seed)
+    require(syn.num_train >= 1 and syn.num_val >= 1, "data.synthetic.num_train", "and num_val must be >= 1")
 
 
-def _merge_label_file(path: Path, labels: dict) -> None:
-    """Add/replace this split's lines in `image_labels.txt`, keeping other splits' lines."""
-    table: dict[str, str] = {}
-    if path.is_file():
-        for line in path.read_text(encoding="utf-8").splitlines():
-            tokens = line.split()
-            if tokens:
-                table[tokens[0]] = " ".join(tokens[1:])
-    for image_id, values in labels.items():
-        table[image_id] = " ".join(str(int(v)) for v in values)
-    atomic_write_text(path, "".join(f"{k} {v}\n" for k, v in sorted(table.items())))
+def _build(data: DataConfig, split: str) -> SyntheticSource:
+    """Split "train" has `num_train` images, every other split name `num_val`; the content
+    depends on the split name, so splits never share images."""
+    syn = data.synthetic
+    count = syn.num_train if split == "train" else syn.num_val
+    return SyntheticSource(split, num_images=count, image_size=syn.image_size, num_classes=syn.num_classes,
+                           max_objects=syn.max_objects, seed=syn.seed, classes=data.classes)
+
+
+register_kind(DataKind("synthetic", _build, check=_check,
+                       identity=lambda data: {f"data.synthetic.{k}": v
+                                              for k, v in dataclasses.asdict(data.synthetic).items()}))

@@ -91,6 +91,14 @@ def normalize(image: np.ndarray) -> torch.Tensor:
     return tensor.sub_(mean).div_(std).contiguous()
 
 
+def denormalize(image: torch.Tensor) -> np.ndarray:
+    """`normalize`'s inverse for pictures: (3, H, W) normalised tensor → uint8 H×W×3."""
+    mean = torch.tensor(IMAGENET_MEAN, device=image.device).view(3, 1, 1)
+    std = torch.tensor(IMAGENET_STD, device=image.device).view(3, 1, 1)
+    rgb = (image.float() * std + mean).clamp(0, 1) * 255
+    return rgb.permute(1, 2, 0).round().byte().cpu().numpy()
+
+
 def normalized_fill(value_rgb: Union[float, Sequence[float]] = 0) -> tuple[float, float, float]:
     """The per-channel value a given RGB pixel has after `normalize` (RGB 0 → about -2)."""
     rgb = [float(value_rgb)] * 3 if np.isscalar(value_rgb) else [float(v) for v in value_rgb]

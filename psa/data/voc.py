@@ -23,9 +23,11 @@ from pathlib import Path
 from typing import Optional, Sequence
 
 import numpy as np
+from PIL import Image
 
 from ..constants import VOC_CLASSES
 from ..errors import PsaError
+from ..io import atomic_write_text, atomic_write_with, save_label_png
 from .base import (
     IMAGE_EXTENSIONS,
     FolderIndex,
@@ -44,6 +46,7 @@ from .base import (
     read_text_lines,
     validate_ids,
 )
+from .kinds import DataKind, register_kind, root_identity
 from .polygons import instances_from_polygons
 
 MASK_FOLDERS = ("SegmentationClass", "SegmentationClassAug")
@@ -271,3 +274,52 @@ class VocSource(SegmentationSource):
             hint = f"; did you mean {close[0]!r}?" if close else ""
             raise PsaError(f"{where}: unknown class name {token!r} (classes from {self.classes_from}){hint}")
         return index
+
+
+# ----------------------------------------------------------------------------- writing the layout
+
+
+def materialize_voc(source: SegmentationSource, root: str | os.PathLike,
+                    split: Optional[str] = None) -> Path:
+    """Write `source` in VOC layout under `root` (JPEG q95 images, palette-PNG masks,
+    `ImageSets/Segmentation/<split>.txt`, `classes.txt`); returns the list file path.
+    `VocSource(root, split)` then reads the same ids, classes, masks and labels."""
+    root = Path(root)
+    split = split if split is not None else getattr(source, "split", None)
+    if not split:
+        raise PsaError("materialize_voc: no split name given")
+    for index, image_id in enumerate(source.ids):
+        image = Image.fromarray(source.load_image(index))
+        atomic_write_with(root / "JPEGImages" / f"{image_id}.jpg",
+                          lambda buf, im=image: im.save(buf, format="JPEG", quality=95, subsampling=0))
+        if source.has_masks:
+            save_label_png(root / "SegmentationClass" / f"{image_id}.png", source.load_mask(index))
+        if source.has_instances:  # VOC's instance layout: pixel = instance k (1-based), 0 background
+            instances = source.load_instances(index)
+            ids = np.zeros(instances.masks.shape[1:], dtype=np.uint8)
+            for k, mask in enumerate(instances.masks, 1):
+                ids[mask] = k
+            save_label_png(root / "SegmentationObject" / f"{image_id}.png", ids)
+    atomic_write_text(root / "classes.txt", "\n".join(source.classes) + "\n")
+    _merge_label_file(root / "image_labels.txt",
+                      {image_id: source.image_labels(i) for i, image_id in enumerate(source.ids)})
+    list_file = root / "ImageSets" / "Segmentation" / f"{split}.txt"
+    atomic_write_text(list_file, "\n".join(source.ids) + "\n")
+    return list_file
+
+
+def _merge_label_file(path: Path, labels: dict) -> None:
+    """Add/replace this split's lines in `image_labels.txt`, keeping other splits' lines."""
+    table: dict[str, str] = {}
+    if path.is_file():
+        for line in path.read_text(encoding="utf-8").splitlines():
+            tokens = line.split()
+            if tokens:
+                table[tokens[0]] = " ".join(tokens[1:])
+    for image_id, values in labels.items():
+        table[image_id] = " ".join(str(int(v)) for v in values)
+    atomic_write_text(path, "".join(f"{k} {v}\n" for k, v in sorted(table.items())))
+
+
+register_kind(DataKind("voc", lambda data, split: VocSource(data.root, split, classes=data.classes),
+                       identity=root_identity))

@@ -13,7 +13,7 @@ from pathlib import Path
 
 import torch
 
-from .. import __version__
+from ..version import __version__
 from ..errors import PsaError
 from ..io import atomic_write_json, atomic_write_with
 

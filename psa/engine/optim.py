@@ -59,3 +59,9 @@ def set_poly_lr(optimizer: torch.optim.Optimizer, base_lr: float, step: int, max
     factor = poly_factor(step, max_step, power)
     for group in optimizer.param_groups:
         group["lr"] = base_lr * group["lr_scale"] * factor
+
+
+def linear_rampup(step: int, steps: int) -> float:
+    """0 → 1 linearly over `steps` optimizer steps (1 at once for steps = 0): a loss weight's
+    warm-up (FixMatch's λ_u, CPS's λ)."""
+    return 1.0 if steps <= 0 else min(1.0, max(0.0, step / steps))

@@ -16,7 +16,7 @@ import torch
 from torch import nn
 from torch.utils.data import DataLoader, Dataset
 
-from .. import __version__
+from ..version import __version__
 from ..config import Recipe, TrainConfig
 from ..errors import PsaError
 from ..io import atomic_write_json, ensure_free_space, remove_stale_temp_files
@@ -34,8 +34,9 @@ PreviewFn = Callable[[nn.Module, dict], dict[str, np.ndarray]]
 
 
 @dataclass
-class TaskSpec:
-    """What a stage's builder makes once the Accelerator exists: the model, its data, its loss."""
+class Trainable:
+    """What a training step's builder makes once the Accelerator exists: the model, its data,
+    its loss."""
 
     name: str
     model: nn.Module
@@ -61,7 +62,7 @@ class TrainJob:
     section: str  # the recipe section of `settings`, for messages: "cam" -> cam.train.batch_size
     settings: TrainConfig
     folder: StageFolder
-    build: Callable[[], TaskSpec]
+    build: Callable[[], Trainable]
     # every process, before anything is written, given the checkpoint a resume would continue
     # from (None: a fresh start): refuses (PsaError) when the run does not fit its folder
     check: Callable[[Path | None], None] | None = None
@@ -332,7 +333,7 @@ def _log_scalars(writer, step, epoch, loss, scalars, optimizer, images_per_secon
         writer.add_scalar(f"train/{key}", float(value), step)
 
 
-def _log_previews(writer, task: TaskSpec, model, batch, epoch, train_cfg) -> None:
+def _log_previews(writer, task: Trainable, model, batch, epoch, train_cfg) -> None:
     if train_cfg.images_per_epoch <= 0:
         return
     with torch.no_grad():

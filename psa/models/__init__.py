@@ -1,10 +1,8 @@
-"""Networks: one timm backbone at output stride 8, three heads (CAM, affinity, segmentation),
-and the pair of segmentation networks CPS trains."""
+"""Networks more than one method builds on: one timm backbone at output stride 8, the CAM
+classifier and the segmentation network. A method's own network lives in its folder."""
 
-from .backbone import Backbone, build_backbone
+from .backbone import Backbone, build_backbone, freeze_backbone
 from .cam import CamNet
-from .affinity import AffinityNet
 from .seg import SegNet
-from .cps import CpsPair, CpsPredictor
 
-__all__ = ["Backbone", "build_backbone", "CamNet", "AffinityNet", "SegNet", "CpsPair", "CpsPredictor"]
+__all__ = ["Backbone", "build_backbone", "freeze_backbone", "CamNet", "SegNet"]

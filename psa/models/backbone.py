@@ -168,3 +168,11 @@ def _load_hub_weights(body: nn.Module, name: str, kwargs: dict) -> None:
             f"download them elsewhere and set model.weights=/path/to/{name}.pth (or .safetensors)"
         ) from None
     body.load_state_dict(pretrained.state_dict())
+
+
+def freeze_backbone(model: torch.nn.Module, freeze: bool) -> torch.nn.Module:
+    """`<section>.train.freeze_backbone`: only the network's new layers learn (few images)."""
+    if freeze:
+        for param in model.backbone.parameters():
+            param.requires_grad_(False)
+    return model

@@ -1,11 +1,11 @@
-"""Operators of the PSA method that other WSSS methods can reuse: pixel-pair neighbourhoods,
-affinity labels, affinities and their loss, the random walk, and the dense CRF."""
+"""Tensor operators more than one method uses: pixel-pair neighbourhoods and their labels,
+the sparse random walk, CAM math, the dense CRF, score files and shared losses. A method's
+own operators live in its folder."""
 
-from .affinity import affinity_loss, pair_affinity
 from .affinity_labels import label_affinity, pair_labels
 from .crf import dense_crf
 from .neighbors import pair_offsets, shift_pairs
 from .random_walk import random_walk, transition_matrix
 
-__all__ = ["pair_offsets", "shift_pairs", "pair_labels", "label_affinity", "pair_affinity", "affinity_loss",
-           "random_walk", "transition_matrix", "dense_crf"]
+__all__ = ["pair_offsets", "shift_pairs", "pair_labels", "label_affinity", "random_walk", "transition_matrix",
+           "dense_crf"]

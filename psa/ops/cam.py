@@ -49,11 +49,16 @@ def background_score(cams: np.ndarray, alpha: float) -> np.ndarray:
     return np.power(1.0 - cams.max(axis=0), alpha).astype(np.float32)
 
 
+def class_lookup(class_ids: np.ndarray) -> np.ndarray:
+    """Channel → class id of a score stack whose channel 0 is the background and channel k
+    the class `class_ids[k - 1]`."""
+    return np.concatenate([[0], class_ids]).astype(np.uint8)
+
+
 def cam_prediction(cams: np.ndarray, class_ids: np.ndarray, bg_threshold: float) -> np.ndarray:
     """argmax over [constant background, CAMs] → uint8 class ids."""
     scores = np.concatenate([np.full((1, *cams.shape[1:]), bg_threshold, dtype=np.float32), cams])
-    lookup = np.concatenate([[0], class_ids]).astype(np.uint8)
-    return lookup[scores.argmax(axis=0)]
+    return class_lookup(class_ids)[scores.argmax(axis=0)]
 
 
 def confident_labels(image: np.ndarray, cams: np.ndarray, class_ids: np.ndarray, low_alpha: float,
@@ -66,7 +71,7 @@ def confident_labels(image: np.ndarray, cams: np.ndarray, class_ids: np.ndarray,
     PNG; the reference stored float marginals (MBs per image) and pooled them before the
     argmax. `transforms.downsample_label` reduces this map to stride 8 by block vote.
     """
-    lookup = np.concatenate([[0], class_ids]).astype(np.uint8)
+    lookup = class_lookup(class_ids)
     scores = [np.concatenate([background_score(cams, alpha)[None], cams.astype(np.float32)])
               for alpha in (low_alpha, high_alpha)]
     low, high = (marginals.argmax(axis=0) for marginals in dense_crfs(image, scores, crf))

@@ -66,7 +66,7 @@ def dense_crf_labels(image: np.ndarray, labels: np.ndarray, num_labels: int, cfg
     """IRN's label CRF (`misc/imutils.crf_inference_label`): the unary says each pixel's label
     with probability `cfg.gt_prob` (pydensecrf's `unary_from_labels`, no unsure pixels) →
     the CRF's argmax (H, W) int64. `cfg` has iterations, gt_prob, gaussian_sxy/compat and
-    bilateral_sxy/srgb/compat (psa.config.LabelCrfConfig)."""
+    bilateral_sxy/srgb/compat (the irn method's LabelCrfConfig)."""
     image = np.asarray(image)
     labels = np.asarray(labels)
     if image.ndim != 3 or image.shape[2] != 3 or labels.shape != image.shape[:2]:

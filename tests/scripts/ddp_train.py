@@ -11,9 +11,9 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[2]))
 import torch  # noqa: E402
 from accelerate import PartialState  # noqa: E402
 
-from psa.config import load_recipe  # noqa: E402
-from psa.stages.registry import REGISTRY  # noqa: E402
-from psa.stages.training import train_task  # noqa: E402
+from psa import load_recipe  # noqa: E402
+from psa.framework.registry import REGISTRY  # noqa: E402
+from psa.framework.training import train_task  # noqa: E402
 
 captured = {}
 

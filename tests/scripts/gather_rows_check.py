@@ -13,7 +13,7 @@ import torch.multiprocessing as mp
 sys.path.insert(0, str(Path(__file__).resolve().parents[2]))
 
 from psa.engine.distributed import gather_rows  # noqa: E402
-from psa.ops.semi_supervised import prior_caps  # noqa: E402
+from psa.methods.semi_cam.ops import prior_caps  # noqa: E402
 
 
 def check(rank: int, port: str) -> None:

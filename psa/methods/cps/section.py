@@ -1,0 +1,40 @@
+"""The `cps` section: a segmentation network's keys (psa/config/schema.py SegNetworkConfig),
+the paper's schedule, and the pair's own."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Literal
+
+from ...config import LabeledConfig, SegLabels, SegNetworkConfig, TrainConfig
+from ...config.loader import require
+
+
+@dataclass
+class CpsConfig(SegNetworkConfig):
+    """Cross Pseudo Supervision (Chen et al., CVPR 2021): two segmentation networks, each
+    learning from the labelled images and from the other's one-hot prediction on the
+    unlabelled ones. Head, crop, augmentation and inference keys as in `seg`; one epoch is
+    one pass over the unlabelled images, each batch of them drawn with a labelled batch."""
+
+    # the paper's VOC code (TorchSemiSeg): SGD 0.005, poly 0.9, wd 1e-4, 34 epochs, 16 + 16 images
+    train: TrainConfig = field(default_factory=lambda: TrainConfig(epochs=34, batch_size=16, lr=0.005,
+                                                                   weight_decay=1e-4))
+    labeled_batch_size: int = 16  # global, drawn with each unlabelled batch (train.batch_size)
+    labeled: LabeledConfig = field(default_factory=lambda: LabeledConfig(fraction=0.125))
+    labels: SegLabels = "gt"
+    masks: str = "rw"  # with pseudo labels: the source of the labelled images' masks  # of the labelled images, as seg.labels
+    weight: float = 1.5  # λ of the cross pseudo supervision loss (paper: 1.5 on VOC); 0 = supervised only
+    # λ grows linearly from 0 over this many steps (paper: 0, its networks start from ImageNet;
+    # from scratch the early pseudo labels are noise the two networks would agree on)
+    warmup_steps: int = 0
+    cutmix: bool = False  # mix unlabelled image pairs with one box each (the paper's BoxMaskGenerator)
+    cutmix_area: float = 0.25  # the box's share of the crop
+    predict_with: Literal["mean", "first"] = "mean"  # mean (of both networks' softmax) | first (network)
+
+    def check(self, key: str) -> None:
+        super().check(key)
+        require(self.labeled_batch_size >= 1, f"{key}.labeled_batch_size", "must be >= 1")
+        require(self.weight >= 0, f"{key}.weight", f"must be >= 0, got {self.weight}")
+        require(self.warmup_steps >= 0, f"{key}.warmup_steps", f"must be >= 0, got {self.warmup_steps}")
+        require(0 < self.cutmix_area < 1, f"{key}.cutmix_area", f"must be in (0, 1), got {self.cutmix_area}")
