@@ -1,30 +1,27 @@
 """Where a recipe's backbone forward spends its time, convolution by convolution.
 
-    python bench/backbone_layers.py recipes/coco_voc_mini.yaml [--size 320x240] [--batch 2] [--threads 1] [key=value ...]
+    python bench/backbone_layers.py recipes/coco_voc_mini.yaml [--size 320x240] [--batch 2] [--threads 1] [--json PATH] [key=value ...]
 
 Times every Conv2d of `model.backbone` (random weights: the time does not depend on them) with
 forward hooks over a few forwards of a random batch (default: one image and its flip at the
 export's scale 1 of a 320×240 photo, on one thread, as each export worker runs). Prints the
 slowest convolutions and the time by kind: depthwise by dilation and stride, pointwise, other.
+`--smoke`: the demo's resnet10t on a 48x40 batch, one repeat.
 """
 
 from __future__ import annotations
 
-import argparse
 import sys
 import time
 from collections import defaultdict
-from pathlib import Path
 
-ROOT = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(ROOT))
+import torch
+from harness import SMOKE_RECIPE, parser, write_json
+from rich.console import Console
+from rich.table import Table
 
-import torch  # noqa: E402
-from rich.console import Console  # noqa: E402
-from rich.table import Table  # noqa: E402
-
-from psa.config import load_recipe  # noqa: E402
-from psa.models import build_backbone  # noqa: E402
+import psa
+from psa.models import build_backbone
 
 
 def kind(conv: torch.nn.Conv2d) -> str:
@@ -33,18 +30,22 @@ def kind(conv: torch.nn.Conv2d) -> str:
     return "pointwise (1x1)" if conv.kernel_size == (1, 1) else "other"
 
 
-def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("recipe")
-    parser.add_argument("--size", default="320x240", help="WIDTHxHEIGHT of the input")
-    parser.add_argument("--batch", type=int, default=2)
-    parser.add_argument("--threads", type=int, default=1)
-    parser.add_argument("--repeats", type=int, default=3)
-    parser.add_argument("--top", type=int, default=8)
-    parser.add_argument("overrides", nargs="*")
-    args = parser.parse_intermixed_args()
+def main(argv: list[str] | None = None) -> int:
+    options = parser(__doc__)
+    options.add_argument("recipe", nargs="?", help="whose model.backbone (with --smoke: the demo's)")
+    options.add_argument("--size", default="320x240", help="WIDTHxHEIGHT of the input")
+    options.add_argument("--batch", type=int, default=2)
+    options.add_argument("--threads", type=int, default=1)
+    options.add_argument("--repeats", type=int, default=3)
+    options.add_argument("--top", type=int, default=8)
+    options.add_argument("overrides", nargs="*")
+    args = options.parse_intermixed_args(argv)
+    if args.smoke:
+        args.recipe, args.size, args.repeats = args.recipe or str(SMOKE_RECIPE), "48x40", 1
+    elif not args.recipe:
+        options.error("the recipe is required")
     torch.set_num_threads(args.threads)
-    recipe = load_recipe(args.recipe, args.overrides)
+    recipe = psa.load_recipe(args.recipe, args.overrides)
     backbone = build_backbone(recipe.model, load_weights=False).eval()
     width, height = (int(v) for v in args.size.split("x"))
     spent: dict[str, float] = defaultdict(float)
@@ -89,7 +90,13 @@ def main() -> None:
         summary.add_row(name, str(count), f"{value:.1f}", f"{100 * value / (1000 * total):.0f} %")
     console.print(summary)
     console.print(f"torch {torch.__version__}, {torch.get_num_threads()} thread(s)")
+    write_json(args.json, {"recipe": args.recipe, "backbone": recipe.model.backbone, "size": [width, height],
+                           "batch": args.batch, "repeats": args.repeats, "smoke": args.smoke,
+                           "forward_ms": 1000 * total, "conv_ms": ms,
+                           "by_kind": {name: {"layers": count, "ms": value}
+                                       for name, (count, value) in by_kind.items()}})
+    return 0
 
 
 if __name__ == "__main__":
-    main()
+    sys.exit(main())

@@ -1,31 +1,28 @@
 """CAM export: the 8 passes (4 scales × flip) batched per scale vs one pass at a time.
 
-    python bench/cam_export.py [--backbone resnet18] [--size 320x240] [--images 4]
+    python bench/cam_export.py [--backbone resnet18] [--size 320x240] [--images 4] [--json PATH] [--smoke]
 
 Prints a table: time per image for both, speed-up, and the max difference between the maps.
 """
 
 from __future__ import annotations
 
-import argparse
 import platform
 import sys
 import time
-from pathlib import Path
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+import numpy as np
+import torch
+import torch.nn.functional as F
+from harness import parser, write_json
+from PIL import Image
+from rich.console import Console
+from rich.table import Table
 
-import numpy as np  # noqa: E402
-import torch  # noqa: E402
-import torch.nn.functional as F  # noqa: E402
-from PIL import Image  # noqa: E402
-from rich.console import Console  # noqa: E402
-from rich.table import Table  # noqa: E402
-
-from psa.config import ModelConfig  # noqa: E402
-from psa.data.transforms import normalize  # noqa: E402
-from psa.models import CamNet, build_backbone  # noqa: E402
-from psa.ops.cam import multiscale_cam  # noqa: E402
+from psa.config import ModelConfig
+from psa.data.transforms import normalize
+from psa.models import CamNet, build_backbone
+from psa.ops.cam import multiscale_cam
 
 SCALES = (1.0, 0.5, 1.5, 2.0)
 
@@ -48,12 +45,14 @@ def one_pass_at_a_time(model, image, class_idx, scales):
     return total / (peak[:, None, None] + 1e-5)
 
 
-def main() -> None:
-    parser = argparse.ArgumentParser()
-    parser.add_argument("--backbone", default="resnet18")
-    parser.add_argument("--size", default="320x240")
-    parser.add_argument("--images", type=int, default=4)
-    args = parser.parse_args()
+def main(argv: list[str] | None = None) -> int:
+    options = parser(__doc__)
+    options.add_argument("--backbone", default="resnet18")
+    options.add_argument("--size", default="320x240")
+    options.add_argument("--images", type=int, default=4)
+    args = options.parse_args(argv)
+    if args.smoke:
+        args.backbone, args.size, args.images = "resnet10t", "48x40", 1
     width, height = map(int, args.size.split("x"))
     torch.manual_seed(0)
     model = CamNet(build_backbone(ModelConfig(backbone=args.backbone, freeze_bn=True)), 20).eval()
@@ -78,7 +77,11 @@ def main() -> None:
     table.add_row("flip batched per scale", "4", f"{t_batch:.3f}", f"{t_loop / t_batch:.2f}×", f"{diff:.2e}")
     Console(width=120).print(table)
     print(f"torch {torch.__version__}, threads {torch.get_num_threads()}, {platform.processor() or platform.machine()}")
+    write_json(args.json, {"backbone": args.backbone, "size": [width, height], "images": args.images,
+                           "scales": SCALES, "smoke": args.smoke, "one_pass_at_a_time_s": t_loop,
+                           "batched_per_scale_s": t_batch, "max_abs_diff": diff})
+    return 0
 
 
 if __name__ == "__main__":
-    main()
+    sys.exit(main())

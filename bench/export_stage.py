@@ -1,11 +1,12 @@
 """The CAM export stage of a real recipe, before and after each of its speed-ups, in one run.
 
-    python bench/export_stage.py recipes/coco_voc_mini.yaml [--images N] [key=value ...]
+    python bench/export_stage.py recipes/coco_voc_mini.yaml [--images N] [--json PATH] [key=value ...]
 
 Needs the recipe's trained CAM classifier (`<run.dir>/cam/model.pt`, e.g. from
-`python tools/pipeline.py RECIPE "pipeline.steps=[train_cam]"`). Each row runs the export stage
-itself (psa.stages.export_cams) into a scratch copy of the run, with one more speed-up switched
-on than the row above:
+`python tools/pipeline.py RECIPE "pipeline.steps=[train_cam]"`; `--smoke` trains a tiny one
+of the demo in a temporary folder). Each row runs the export step itself (the registered
+export_cams, psa/methods/cam/export.py) into a scratch copy of the run, with one more
+speed-up switched on than the row above:
 
   1. as before: one process on every core, BN as its own layers, the two confident-label CRFs
      each with their own pairwise terms;
@@ -20,7 +21,6 @@ timed on its own input in a plain loop on every core: the "plain benchmark".
 
 from __future__ import annotations
 
-import argparse
 import platform
 import shutil
 import sys
@@ -30,24 +30,21 @@ from contextlib import contextmanager
 from pathlib import Path
 from unittest import mock
 
-ROOT = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(ROOT))
+import numpy as np
+import torch
+from harness import parser, smoke_run, write_json
+from PIL import Image
+from rich.console import Console
+from rich.table import Table
+from torch.utils.flop_counter import FlopCounterMode
 
-import numpy as np  # noqa: E402
-import torch  # noqa: E402
-from PIL import Image  # noqa: E402
-from rich.console import Console  # noqa: E402
-from rich.table import Table  # noqa: E402
-from torch.utils.flop_counter import FlopCounterMode  # noqa: E402
-
-from psa.config import load_recipe  # noqa: E402
-from psa.data.transforms import normalize  # noqa: E402
-from psa.layout import RunLayout  # noqa: E402
-from psa.ops import crf as crf_module  # noqa: E402
-from psa.stages import export_cams as export_module  # noqa: E402
-from psa.stages.common import default_splits, items_for  # noqa: E402
-from psa.ops.cam import multiscale_cam  # noqa: E402
-from psa.stages.export_cams import load_cam_file, load_cam_net  # noqa: E402
+import psa
+from psa.data.transforms import normalize
+from psa.framework.cams import CamFile, cam_export, classifier
+from psa.framework.items import default_splits, items_for
+from psa.methods.cam import export as export_module
+from psa.ops import crf as crf_module
+from psa.ops.cam import multiscale_cam
 
 
 def separate_crfs(image, scores, cfg=None):
@@ -77,18 +74,20 @@ def patched(patches: dict):
 def scratch_run(recipe_path: str, overrides: list[str], source_run: Path, folder: Path, workers: int):
     """A run folder holding only the trained classifier (and its records), so the export
     recomputes every image."""
-    (folder / "cam").mkdir(parents=True)
-    for path in (source_run / "cam").iterdir():
+    recipe = psa.load_recipe(recipe_path, [*overrides, f"run.dir={folder}", f"run.cpu_workers={workers}"])
+    stage = classifier().weights(recipe).parent  # <run.dir>/cam
+    stage.mkdir(parents=True)
+    for path in (source_run / stage.relative_to(folder)).iterdir():
         if path.is_file():
-            shutil.copy2(path, folder / "cam" / path.name)
+            shutil.copy2(path, stage / path.name)
     for path in source_run.glob("*.json"):
         shutil.copy2(path, folder / path.name)
-    return load_recipe(recipe_path, [*overrides, f"run.dir={folder}", f"run.cpu_workers={workers}"])
+    return recipe
 
 
 def forward_flops(model, recipe, items) -> float:
     """FLOPs of the export's forwards over `items` (scales × flip), counted on the meta device."""
-    meta = load_cam_net(recipe, items[0].source.classes).to("meta")
+    meta = classifier().load(recipe, items[0].source.classes).to("meta")
     total = 0
     for item in items:
         height, width = item.source.load_image(item.index).shape[:2]
@@ -143,55 +142,67 @@ def forwards_alone(model, recipe, items) -> float:
     return (time.perf_counter() - start) / len(images)
 
 
-def compare(reference: Path, other: Path) -> tuple[float, float]:
-    """(max |Δ| of the CAMs, share of confident-label pixels that differ) between two exports."""
+def compare(reference, other) -> tuple[float, float]:
+    """(max |Δ| of the CAMs, share of confident-label pixels that differ) between the exports
+    of two recipes."""
+    export = cam_export()
     worst, differ, pixels = 0.0, 0, 0
-    for path in sorted((reference / "cams").glob("*.npz")):
-        a, _ = load_cam_file(path)
-        b, _ = load_cam_file(other / "cams" / path.name)
+    for path in sorted(export.cams(reference).glob("*.npz")):
+        a = CamFile.read(path).cams
+        b = CamFile.read(export.cams(other) / path.name).cams
         worst = max(worst, float(np.abs(a - b).max()) if a.size else 0.0)
         name = path.with_suffix(".png").name
-        la = np.asarray(Image.open(reference / "labels" / name))
-        lb = np.asarray(Image.open(other / "labels" / name))
+        la = np.asarray(Image.open(export.confident_labels(reference) / name))
+        lb = np.asarray(Image.open(export.confident_labels(other) / name))
         differ, pixels = differ + int((la != lb).sum()), pixels + la.size
     return worst, differ / max(pixels, 1)
 
 
-def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("recipe")
-    parser.add_argument("--images", type=int, default=0, help="the first N export images (0: all)")
-    parser.add_argument("overrides", nargs="*")
-    args = parser.parse_intermixed_args()
-    recipe = load_recipe(args.recipe, args.overrides)
+def main(argv: list[str] | None = None) -> int:
+    options = parser(__doc__)
+    options.add_argument("recipe", nargs="?", help="the recipe whose classifier is trained (with --smoke: none)")
+    options.add_argument("--images", type=int, default=0, help="the first N export images (0: all)")
+    options.add_argument("overrides", nargs="*")
+    args = options.parse_intermixed_args(argv)
+    if not args.smoke and not args.recipe:
+        options.error("the recipe of a run with a trained CAM classifier is required")
+    with tempfile.TemporaryDirectory() as smoke:
+        if args.smoke:
+            args.recipe, args.overrides = smoke_run(Path(smoke) / "run", ("train_cam",))
+        return measure(args)
+
+
+def measure(args) -> int:
+    recipe = psa.load_recipe(args.recipe, args.overrides)
     source_run = Path(recipe.run.dir)
-    if not RunLayout.of(recipe).stage("cam").weights.is_file():
-        sys.exit(f"bench/export_stage.py: no trained classifier in {source_run}/cam; run "
+    if not classifier().weights(recipe).is_file():
+        sys.exit(f"bench/export_stage.py: no trained classifier at {classifier().weights(recipe)}; run "
                  f"`python tools/pipeline.py {args.recipe} \"pipeline.steps=[train_cam]\"` first")
     overrides = list(args.overrides)
     items = items_for(recipe, default_splits(recipe, recipe.cam.export_split))
-    if args.images:
-        items = items[: args.images]
-        ids = Path(tempfile.mkdtemp()) / "ids.txt"
-        ids.write_text("\n".join(item.image_id for item in items) + "\n")
-        # the ids as the export split (absolute paths are accepted as split files)
-        overrides.append(f"cam.export_split={ids}")
+    export_step = cam_export().step  # the registered export_cams
 
-    rows, folders = [], []
+    rows, recipes = [], []
     with tempfile.TemporaryDirectory(dir=source_run.parent) as scratch:
+        if args.images:
+            items = items[: args.images]
+            ids = Path(scratch) / "ids.txt"
+            ids.write_text("\n".join(item.image_id for item in items) + "\n")
+            # the ids as the export split (absolute paths are accepted as split files)
+            overrides.append(f"cam.export_split={ids}")
         for number, (title, patches, workers) in enumerate(VARIANTS):
             folder = Path(scratch) / f"variant{number}"
             run_recipe = scratch_run(args.recipe, overrides, source_run, folder, workers)
             with patched(patches):
                 start = time.perf_counter()
-                summary = export_module.export_cams(run_recipe)
+                summary = export_step.run(run_recipe, None)
                 seconds = time.perf_counter() - start
             assert summary["written_here"] == len(items), summary
-            folders.append(folder / "cam")
+            recipes.append(run_recipe)
             rows.append((title, seconds, summary["cpu_workers"]))
-        diffs = [compare(folders[0], f) for f in folders]
+        diffs = [compare(recipes[0], r) for r in recipes]
 
-        model = load_cam_net(recipe, items[0].source.classes)
+        model = classifier().load(recipe, items[0].source.classes)
         flops = forward_flops(model, recipe, items)
         forward_seconds = forwards_alone(model, recipe, items[: min(len(items), 16)])
         first = items[0].source.load_image(items[0].index)
@@ -204,8 +215,11 @@ def main() -> None:
                    "of plain", "max |Δ| CAM", "labels differ"):
         table.add_column(column, justify="left" if column == "variant" else "right")
     base = rows[0][1]
+    results = []
     for (title, seconds, workers), (worst, share) in zip(rows, diffs):
         rate = flops / seconds
+        results.append({"variant": title, "workers": workers, "seconds": seconds, "forward_flops_per_s": rate,
+                        "max_abs_diff_cams": worst, "labels_differ": share})
         table.add_row(title, str(workers), f"{seconds:.1f}", f"{seconds / len(items):.3f}", f"{base / seconds:.2f}×",
                       f"{rate / 1e9:.1f}", f"{rate / plain_rate:.0%}", f"{worst:.1e}", f"{share:.2%}")
     console = Console(width=160)
@@ -221,7 +235,11 @@ def main() -> None:
                   f"{sample_flops / forward_seconds / plain_rate:.0%} of the plain benchmark")
     console.print(f"torch {torch.__version__}, {torch.get_num_threads()} threads, "
                   f"{platform.processor() or platform.machine()}, Python {platform.python_version()}")
+    write_json(args.json, {"recipe": args.recipe, "images": len(items), "smoke": args.smoke,
+                           "forward_flops_per_image": flops / len(items), "plain_flops_per_s": plain_rate,
+                           "forwards_alone_s_per_image": forward_seconds, "variants": results})
+    return 0
 
 
 if __name__ == "__main__":
-    main()
+    sys.exit(main())

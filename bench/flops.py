@@ -2,7 +2,7 @@
 (shapes only, no arithmetic), times the images and epochs of the recipe. A projection, not a
 measurement: hours are FLOPs divided by an assumed sustained rate (--tflops).
 
-    python bench/flops.py [--recipe recipes/affinity.yaml] [--backbones resnet50 resnet101] [--tflops 100]
+    python bench/flops.py [--recipe recipes/affinity.yaml] [--backbones resnet50 resnet101] [--tflops 100] [--json PATH]
 
 Counted (torch.utils.flop_counter, a multiply-add = 2 FLOPs): a training step forward and
 backward at the recipe's crop; the CAM export's scales × flip at the data set's typical image
@@ -13,22 +13,17 @@ loading, augmentation, the dense CRF (CPU; see bench/gpu_stages.py), evaluation.
 
 from __future__ import annotations
 
-import argparse
-import json
 import sys
-from pathlib import Path
 
-ROOT = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(ROOT))
+import torch
+from harness import ROOT, parser, write_json
+from torch.utils.flop_counter import FlopCounterMode
 
-import torch  # noqa: E402
-from torch.utils.flop_counter import FlopCounterMode  # noqa: E402
-
-from psa.config import load_recipe  # noqa: E402
-from psa.constants import FEATURE_STRIDE  # noqa: E402
-from psa.models import AffinityNet, CamNet, build_backbone  # noqa: E402
-from psa.models.seg import SegNet  # noqa: E402
-from psa.ops import pair_offsets  # noqa: E402
+import psa
+from psa.constants import FEATURE_STRIDE
+from psa.methods.affinity.model import AffinityNet
+from psa.models import CamNet, SegNet, build_backbone
+from psa.ops import pair_offsets
 
 # Image counts of the usual WSSS splits, and a typical image (most VOC photos are 500×375, most
 # COCO ones 640×480). classes: with the background. per_image: mean labelled classes per image.
@@ -112,20 +107,21 @@ def stage_flops(recipe, backbone: str, data: dict) -> dict[str, float]:
     return out
 
 
-def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--recipe", default=str(ROOT / "recipes" / "affinity.yaml"),
-                        help="schedule, crops, scales, walk (the VOC recipes by default)")
-    parser.add_argument("--backbones", nargs="+", default=["resnet50", "resnet101"])
-    parser.add_argument("--datasets", nargs="+", default=list(DATASETS), choices=list(DATASETS))
-    parser.add_argument("--tflops", type=float, default=100.0, help="assumed sustained TFLOP/s of one GPU")
-    parser.add_argument("--json", type=Path, help="also write the FLOPs here")
-    args = parser.parse_args()
+def main(argv: list[str] | None = None) -> int:
+    options = parser(__doc__)
+    options.add_argument("--recipe", default=str(ROOT / "recipes" / "affinity.yaml"),
+                         help="schedule, crops, scales, walk (the VOC recipes by default)")
+    options.add_argument("--backbones", nargs="+", default=["resnet50", "resnet101"])
+    options.add_argument("--datasets", nargs="+", default=list(DATASETS), choices=list(DATASETS))
+    options.add_argument("--tflops", type=float, default=100.0, help="assumed sustained TFLOP/s of one GPU")
+    args = options.parse_args(argv)
+    if args.smoke:
+        args.backbones, args.datasets = ["resnet10t"], ["VOC 2012"]
 
     from rich.console import Console
     from rich.table import Table
 
-    recipe = load_recipe(args.recipe, [])
+    recipe = psa.load_recipe(args.recipe, [])
     results = {name: {b: stage_flops(recipe, b, DATASETS[name]) for b in args.backbones} for name in args.datasets}
     console = Console()
     for name, by_backbone in results.items():
@@ -143,10 +139,9 @@ def main() -> None:
                 row += [f"{counts[stage] / 1e15:,.0f}", f"{counts[stage] / (args.tflops * 1e12) / 3600:.1f}"]
             table.add_row(*row)
         console.print(table)
-    if args.json:
-        args.json.parent.mkdir(parents=True, exist_ok=True)
-        args.json.write_text(json.dumps({"tflops_assumed": args.tflops, "flops": results}, indent=2))
+    write_json(args.json, {"recipe": args.recipe, "tflops_assumed": args.tflops, "flops": results})
+    return 0
 
 
 if __name__ == "__main__":
-    main()
+    sys.exit(main())

@@ -19,28 +19,26 @@ autocast + GradScaler (fp16 only) pair that Accelerate wraps around psa's traini
 
 from __future__ import annotations
 
-import argparse
 import contextlib
-import json
 import os
 import platform
 import sys
 import time
-from pathlib import Path
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+import numpy as np
+import torch
+import torch.nn.functional as F
+from harness import parser, write_json
+from random_walk import dense_walk  # bench/random_walk.py: the same dense formulation
 
-import numpy as np  # noqa: E402
-import torch  # noqa: E402
-import torch.nn.functional as F  # noqa: E402
-
-from psa.config import CrfConfig, ModelConfig  # noqa: E402
-from psa.constants import FEATURE_STRIDE  # noqa: E402
-from psa.engine.optim import build_optimizer  # noqa: E402
-from psa.models import AffinityNet, CamNet, build_backbone  # noqa: E402
-from random_walk import dense_walk  # noqa: E402  (bench/random_walk.py: the same dense formulation)
-from psa.ops import affinity_loss, pair_labels, pair_offsets, random_walk  # noqa: E402
-from psa.ops.cam import multiscale_cam  # noqa: E402
+from psa.config import CrfConfig, ModelConfig
+from psa.constants import FEATURE_STRIDE
+from psa.engine.optim import build_optimizer
+from psa.methods.affinity.model import AffinityNet
+from psa.methods.affinity.ops import affinity_loss
+from psa.models import CamNet, build_backbone
+from psa.ops import pair_labels, pair_offsets, random_walk
+from psa.ops.cam import multiscale_cam
 
 # The reference's schedule on VOC train_aug (shared/reference/psa.md §1.3, §3.4)
 VOC_TRAIN_AUG, VOC_TRAIN = 10_582, 1_464
@@ -176,19 +174,17 @@ def voc_hours(rates: dict, walk: dict, crf: float, workers: int) -> dict:
     return hours
 
 
-def main() -> int:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--backbones", nargs="+", default=["resnet50", "resnet101"])
-    parser.add_argument("--precisions", nargs="+", default=["fp32", "bf16", "fp16"], choices=list(DTYPES))
-    parser.add_argument("--size", type=int, default=448)
-    parser.add_argument("--steps", type=int, default=20, help="timed training steps per row")
-    parser.add_argument("--warmup", type=int, default=5)
-    parser.add_argument("--channels-last", action="store_true", help="also time channels_last training")
-    parser.add_argument("--dense-2000", action="store_true", help="dense walk at 250×250 nodes (15.6 GB matrices)")
-    parser.add_argument("--crf-workers", type=int, default=os.cpu_count() or 1)
-    parser.add_argument("--json", type=Path, help="also write the results here")
-    parser.add_argument("--smoke", action="store_true", help="toy sizes on the CPU: checks the script only")
-    args = parser.parse_args()
+def main(argv: list[str] | None = None) -> int:
+    options = parser(__doc__)
+    options.add_argument("--backbones", nargs="+", default=["resnet50", "resnet101"])
+    options.add_argument("--precisions", nargs="+", default=["fp32", "bf16", "fp16"], choices=list(DTYPES))
+    options.add_argument("--size", type=int, default=448)
+    options.add_argument("--steps", type=int, default=20, help="timed training steps per row")
+    options.add_argument("--warmup", type=int, default=5)
+    options.add_argument("--channels-last", action="store_true", help="also time channels_last training")
+    options.add_argument("--dense-2000", action="store_true", help="dense walk at 250×250 nodes (15.6 GB matrices)")
+    options.add_argument("--crf-workers", type=int, default=os.cpu_count() or 1)
+    args = options.parse_args(argv)
 
     if args.smoke:
         device = torch.device("cpu")
@@ -264,9 +260,7 @@ def main() -> int:
     console.print(estimate)
     if args.smoke:
         console.print("[bold]smoke run on the CPU at toy sizes: these numbers are not measurements[/]")
-    if args.json:
-        args.json.parent.mkdir(parents=True, exist_ok=True)
-        args.json.write_text(json.dumps(results, indent=2))
+    write_json(args.json, results, device=results["device"])
     return 0
 
 

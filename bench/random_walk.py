@@ -1,6 +1,6 @@
 """Random walk: the reference's dense formulation vs psa.ops.random_walk (sparse), on CPU.
 
-    python bench/random_walk.py [--threads 1 2] [--repeats 5] [--load]
+    python bench/random_walk.py [--threads 1 2] [--repeats 5] [--load] [--json PATH] [--smoke]
 
 At 448×448 input (56×56 nodes, 21 CAM channels, random affinities in (0, 1), beta 8, logt 8)
 it times both for each thread count (medians of --repeats sparse runs spread between 3 dense
@@ -24,14 +24,11 @@ import subprocess
 import sys
 import time
 from contextlib import contextmanager
-from pathlib import Path
 
-ROOT = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(ROOT))
+import torch
+from harness import cpu_model, parser, write_json
 
-import torch  # noqa: E402
-
-from psa.ops import pair_offsets, random_walk  # noqa: E402
+from psa.ops import pair_offsets, random_walk
 
 BETA, LOGT, RADIUS, CHANNELS = 8.0, 8, 5, 21
 
@@ -110,29 +107,21 @@ def memory_child(size: int) -> None:
                       "finite": bool(torch.isfinite(out).all())}))
 
 
-def cpu_model() -> str:
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                return line.split(":", 1)[1].strip()
-    except OSError:
-        pass
-    return platform.processor() or platform.machine()
-
-
-def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--threads", type=int, nargs="+", default=[1, 2])
-    parser.add_argument("--repeats", type=int, default=5)
-    parser.add_argument("--size", type=int, default=56, help="nodes per side (448 px / 8)")
-    parser.add_argument("--memory-size", type=int, default=250, help="nodes per side (2000 px / 8)")
-    parser.add_argument("--load", type=int, nargs="?", const=1, default=0, metavar="N",
-                        help="time against N competing CPU-bound processes (1 if N is left out)")
-    parser.add_argument("--memory-child", type=int, help=argparse.SUPPRESS)
-    args = parser.parse_args()
+def main(argv: list[str] | None = None) -> int:
+    options = parser(__doc__)
+    options.add_argument("--threads", type=int, nargs="+", default=[1, 2])
+    options.add_argument("--repeats", type=int, default=5)
+    options.add_argument("--size", type=int, default=56, help="nodes per side (448 px / 8)")
+    options.add_argument("--memory-size", type=int, default=250, help="nodes per side (2000 px / 8)")
+    options.add_argument("--load", type=int, nargs="?", const=1, default=0, metavar="N",
+                         help="time against N competing CPU-bound processes (1 if N is left out)")
+    options.add_argument("--memory-child", type=int, help=argparse.SUPPRESS)
+    args = options.parse_args(argv)
     if args.memory_child:
         memory_child(args.memory_child)
-        return
+        return 0
+    if args.smoke:
+        args.threads, args.repeats, args.size, args.memory_size, args.load = [1], 1, 8, 16, 0
 
     from rich.console import Console
     from rich.table import Table
@@ -144,6 +133,7 @@ def main() -> None:
     for col in ("threads", "dense (8 squarings)", "sparse (256 steps)", "speed-up",
                 "argmax agreement", "max rel diff"):
         table.add_column(col, justify="right")
+    rows = []
     with competing_load(args.load):
         for threads in args.threads:
             torch.set_num_threads(threads)
@@ -152,6 +142,8 @@ def main() -> None:
                 lambda: random_walk(cam, affinity, BETA, LOGT, RADIUS), lambda: dense_walk(cam, affinity), args.repeats)
             agree = (sparse.argmax(0) == dense.argmax(0)).float().mean().item()
             rel = ((sparse - dense).abs() / dense.abs()).max().item()
+            rows.append({"threads": threads, "dense_s": t_dense, "sparse_s": t_sparse, "argmax_agreement": agree,
+                         "max_rel_diff": rel})
             table.add_row(str(threads), f"{t_dense:.3f} s", f"{t_sparse * 1000:.1f} ms",
                           f"{t_dense / t_sparse:.1f}×", f"{agree:.2%}", f"{rel:.1e}")
         loadavg = os.getloadavg()[0]
@@ -169,7 +161,12 @@ def main() -> None:
                   f"(dense T would be {(args.memory_size ** 2) ** 2 * 4 / 1e9:.1f} GB)")
     console.print(f"{cpu_model()}, {os.cpu_count()} CPUs; python {platform.python_version()}, "
                   f"torch {torch.__version__}; 1-min load average {loadavg:.2f} at the end of the timings")
+    write_json(args.json, {"size": args.size, "channels": CHANNELS, "beta": BETA, "logt": LOGT,
+                           "repeats": args.repeats, "load": args.load, "smoke": args.smoke, "walk": rows,
+                           "memory": {"size": args.memory_size, "threads": max(args.threads), **memory},
+                           "loadavg": loadavg})
+    return 0
 
 
 if __name__ == "__main__":
-    main()
+    sys.exit(main())

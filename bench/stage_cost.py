@@ -1,9 +1,9 @@
 """What each stage costs per image: measured on this CPU for a backbone at VOC's image size,
 counted in FLOPs, and projected onto whole VOC and COCO runs on 1 and 8 GPUs.
 
-    python bench/stage_cost.py [--backbone resnet50] [--images 2] [--gpu "H100 SXM"] [--utilisation 0.4]
+    python bench/stage_cost.py [--backbone resnet50] [--images 2] [--gpu "H100 SXM"] [--utilisation 0.4] [--json PATH]
 
-Measured (wall time here, random weights, `--images` timed calls after a warm-up, the recipe's
+Measured (wall time here, random weights, the median of `--images` timed calls after a warm-up, the recipe's
 crops and scales): a training step's forward and backward of one image at the crop, the CAM
 export of a 500×375 image (its scales × flip), AffinityNet's forward and the walk, the
 segmentation network's prediction over its scales × flip, and the dense CRFs the export runs
@@ -16,40 +16,30 @@ The dense CRF stays on the CPU: its hours are the measured CRF time × images ÷
 
 from __future__ import annotations
 
-import argparse
 import dataclasses
 import platform
 import sys
-import time
-from pathlib import Path
 
-ROOT = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(ROOT))
-sys.path.insert(0, str(ROOT / "bench"))
+import flops as flop_count  # bench/flops.py
+import numpy as np
+import torch
+from harness import ROOT, median_seconds, parser, write_json
 
-import numpy as np  # noqa: E402
-import torch  # noqa: E402
-
-import flops as flop_count  # noqa: E402  (bench/flops.py)
-from psa.config import load_recipe  # noqa: E402
-from psa.constants import FEATURE_STRIDE  # noqa: E402
-from psa.data.transforms import normalize, pad_to_multiple  # noqa: E402
-from psa.models import AffinityNet, CamNet, build_backbone  # noqa: E402
-from psa.models.seg import SegNet  # noqa: E402
-from psa.ops.cam import multiscale_cam  # noqa: E402
-from psa.ops.crf import dense_crfs  # noqa: E402
-from psa.ops.random_walk import random_walk  # noqa: E402
+import psa
+from psa.constants import FEATURE_STRIDE
+from psa.data.transforms import normalize, pad_to_multiple
+from psa.methods.affinity.model import AffinityNet
+from psa.models import CamNet, SegNet, build_backbone
+from psa.ops.cam import multiscale_cam
+from psa.ops.crf import dense_crfs
+from psa.ops.random_walk import random_walk
 
 # dense fp16/bf16 tensor-core rates (no sparsity), TFLOP/s, from the vendors' data sheets
 GPUS = {"A100 SXM": 312.0, "H100 SXM": 989.0, "H200 SXM": 989.0, "L40S": 362.0}
 
 
 def timed(fn, repeats: int) -> float:
-    fn()  # warm-up
-    start = time.perf_counter()
-    for _ in range(repeats):
-        fn()
-    return (time.perf_counter() - start) / repeats
+    return median_seconds(fn, repeats, warmup=1)
 
 
 def measure(recipe, backbone: str, size: tuple[int, int], repeats: int) -> dict[str, float]:
@@ -113,22 +103,27 @@ def per_image_flops(recipe, backbone: str, data: dict) -> tuple[dict, dict, dict
     return {stage: totals[stage] / counts[stage] for stage in counts}, totals, counts
 
 
-def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--recipe", default=str(ROOT / "recipes" / "affinity.yaml"))
-    parser.add_argument("--backbone", default="resnet50")
-    parser.add_argument("--images", type=int, default=2, help="timed calls per stage (after a warm-up)")
-    parser.add_argument("--gpu", default="H100 SXM", choices=list(GPUS))
-    parser.add_argument("--utilisation", type=float, default=0.4, help="assumed share of the dense rate sustained")
-    parser.add_argument("--crf-cores", type=int, default=32, help="CPU cores running the CRFs next to the GPUs")
-    args = parser.parse_args()
+def main(argv: list[str] | None = None) -> int:
+    options = parser(__doc__)
+    options.add_argument("--recipe", default=str(ROOT / "recipes" / "affinity.yaml"))
+    options.add_argument("--backbone", default="resnet50")
+    options.add_argument("--images", type=int, default=2, help="timed calls per stage (after a warm-up)")
+    options.add_argument("--gpu", default="H100 SXM", choices=list(GPUS))
+    options.add_argument("--utilisation", type=float, default=0.4, help="assumed share of the dense rate sustained")
+    options.add_argument("--crf-cores", type=int, default=32, help="CPU cores running the CRFs next to the GPUs")
+    args = options.parse_args(argv)
+    overrides, size = [], None
+    if args.smoke:  # the timings at a toy size (the FLOP counts and projections stay VOC's)
+        args.backbone, args.images, size = "resnet10t", 1, (40, 48)
+        overrides = ["cam.crop_size=48", "affinity.crop_size=48", "seg.crop_size=48", "cam.scales=[1.0]",
+                     "seg.scales=[1.0]"]
 
     from rich.console import Console
     from rich.table import Table
 
-    recipe = load_recipe(args.recipe, [])
+    recipe = psa.load_recipe(args.recipe, overrides)
     voc, coco = flop_count.DATASETS["VOC 2012"], flop_count.DATASETS["COCO 2014"]
-    seconds = measure(recipe, args.backbone, voc["size"], args.images)
+    seconds = measure(recipe, args.backbone, size or voc["size"], args.images)
     flops_voc, totals_voc, counts_voc = per_image_flops(recipe, args.backbone, voc)
     _, totals_coco, counts_coco = per_image_flops(recipe, args.backbone, coco)
     rate = GPUS[args.gpu] * 1e12 * args.utilisation
@@ -153,7 +148,12 @@ def main() -> None:
     console.print(f"CRF hours: on {args.crf_cores} CPU cores next to the GPUs (the CRF image size is VOC's for COCO too). "
                   f"torch {torch.__version__}, {torch.get_num_threads()} threads, "
                   f"{platform.processor() or platform.machine()}, Python {platform.python_version()}")
+    write_json(args.json, {"recipe": args.recipe, "backbone": args.backbone, "gpu": args.gpu,
+                           "utilisation": args.utilisation, "crf_cores": args.crf_cores, "smoke": args.smoke,
+                           "cpu_seconds_per_image": seconds, "flops_per_image_voc": flops_voc,
+                           "flops_voc": totals_voc, "flops_coco": totals_coco})
+    return 0
 
 
 if __name__ == "__main__":
-    main()
+    sys.exit(main())

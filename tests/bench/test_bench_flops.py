@@ -3,22 +3,26 @@ is the CSR pattern psa.ops.random_walk builds, and a stage's FLOPs follow its sc
 
 from __future__ import annotations
 
+import importlib
 import json
-import subprocess
-import sys
 
+import pytest
 import torch
 
 from conftest import ROOT
 
-sys.path.insert(0, str(ROOT / "bench"))
 
-import flops as bench  # noqa: E402
+@pytest.fixture
+def bench(monkeypatch):
+    """bench/flops.py, imported as `python bench/flops.py` sees it (bench/ on sys.path)."""
+    monkeypatch.syspath_prepend(str(ROOT / "bench"))
+    return importlib.import_module("flops")
 
 
-def test_counts_on_the_meta_device_equal_counts_on_real_tensors():
+def test_counts_on_the_meta_device_equal_counts_on_real_tensors(bench):
     from psa.config import ModelConfig
-    from psa.models import AffinityNet, build_backbone
+    from psa.methods.affinity.model import AffinityNet
+    from psa.models import build_backbone
 
     def count(device):
         torch.manual_seed(0)
@@ -30,7 +34,7 @@ def test_counts_on_the_meta_device_equal_counts_on_real_tensors():
     assert count("meta") == count("cpu")
 
 
-def test_the_walk_formula_counts_the_entries_of_the_walks_matrix():
+def test_the_walk_formula_counts_the_entries_of_the_walks_matrix(bench):
     from psa.ops.random_walk import transition_matrix
 
     for height, width in [(375, 500), (20, 30), (9, 60)]:
@@ -39,7 +43,7 @@ def test_the_walk_formula_counts_the_entries_of_the_walks_matrix():
         assert bench.walk_products(height, width, 3, 8, 5) == 2 * entries * 8 * 256
 
 
-def test_a_stage_follows_its_schedule_and_the_script_writes_its_table(tmp_path):
+def test_a_stage_follows_its_schedule_and_the_script_writes_its_table(bench, tmp_path, capsys):
     from psa import load_recipe
 
     data = {**bench.DATASETS["VOC 2012"], "train": 64, "val": 8}
@@ -52,10 +56,8 @@ def test_a_stage_follows_its_schedule_and_the_script_writes_its_table(tmp_path):
     assert one["total"] == sum(v for k, v in one.items() if k != "total")
 
     out = tmp_path / "flops.json"
-    result = subprocess.run([sys.executable, str(ROOT / "bench" / "flops.py"), "--backbones", "resnet10t",
-                             "--datasets", "VOC 2012", "--json", str(out)], capture_output=True, text=True,
-                            timeout=300, cwd=ROOT)
-    assert result.returncode == 0, result.stderr[-2000:]
-    assert "PROJECTION" in result.stdout and "train segmentation" in result.stdout
+    assert bench.main(["--backbones", "resnet10t", "--datasets", "VOC 2012", "--json", str(out)]) == 0
+    printed = capsys.readouterr().out
+    assert "PROJECTION" in printed and "train segmentation" in printed
     written = json.loads(out.read_text())
     assert written["tflops_assumed"] == 100.0 and written["flops"]["VOC 2012"]["resnet10t"]["total"] > 0

@@ -3,6 +3,7 @@ every code path on the CPU (where the sparse and the dense walk must agree)."""
 
 from __future__ import annotations
 
+import importlib
 import json
 import os
 import subprocess
@@ -16,25 +17,30 @@ from conftest import ROOT
 SCRIPT = ROOT / "bench" / "gpu_stages.py"
 
 
-def run(*args: str) -> subprocess.CompletedProcess:
-    env = {**os.environ, "OMP_NUM_THREADS": "1", "HF_HUB_OFFLINE": "1"}
-    return subprocess.run([sys.executable, str(SCRIPT), *args], capture_output=True, text=True,
-                          timeout=300, env=env, cwd=ROOT)
+def run_smoke(out, monkeypatch) -> int:
+    """The script's main in this process, bench/ on sys.path, one torch thread (as test_bench_smoke.py)."""
+    monkeypatch.syspath_prepend(str(SCRIPT.parent))
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    try:
+        return importlib.import_module(SCRIPT.stem).main(["--smoke", "--json", str(out)])
+    finally:
+        torch.set_num_threads(threads)
 
 
 @pytest.mark.skipif(torch.cuda.is_available(), reason="with CUDA the bench would really run")
 def test_without_cuda_it_says_skipped():
-    result = run()
+    env = {**os.environ, "OMP_NUM_THREADS": "1", "HF_HUB_OFFLINE": "1"}
+    result = subprocess.run([sys.executable, str(SCRIPT)], capture_output=True, text=True, timeout=300, env=env,
+                            cwd=ROOT)
     assert result.returncode == 0, result.stderr[-2000:]
     assert result.stdout.strip() == "no CUDA device: skipped"
 
 
-@pytest.mark.slow
-def test_smoke_mode_runs_every_stage_on_the_cpu(tmp_path):
+def test_smoke_mode_runs_every_stage_on_the_cpu(tmp_path, monkeypatch, capsys):
     out = tmp_path / "bench.json"
-    result = run("--smoke", "--json", str(out))
-    assert result.returncode == 0, result.stderr[-2000:]
-    assert "not measurements" in result.stdout
+    assert run_smoke(out, monkeypatch) == 0
+    assert "not measurements" in capsys.readouterr().out
     data = json.loads(out.read_text())
     assert {(r["stage"], r["precision"]) for r in data["train"]} == \
            {(s, p) for s in ("cam", "affinity") for p in ("fp32", "bf16")}
