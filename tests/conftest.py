@@ -108,6 +108,24 @@ def tiny_recipe(tmp_path):
     return build
 
 
+# the shared finished run: CAMs not all zero (8 steps at lr 0.003), one walk step of the 6x6
+# maps (more make every mask uniform), the walk's CRF masks too, one epoch for the others
+FINISHED_OVERRIDES = [*TINY_OVERRIDES, "cam.train.lr=0.003", "cam.train.epochs=4", "affinity.train.epochs=1",
+                      "seg.train.epochs=1", "random_walk.logt=1", "random_walk.crf=true", "eval.crf_workers=1"]
+
+
+@pytest.fixture(scope="session")
+def finished_run(tmp_path_factory) -> Path:
+    """One tiny finished run of the default pipeline (the core demo at test size), shared by
+    every test that only reads it: copy it (shutil.copytree) before changing anything."""
+    from psa import load_recipe
+    from psa.pipeline import run
+
+    run_dir = tmp_path_factory.mktemp("finished") / "run"
+    run(load_recipe(CORE_DEMO, [*FINISHED_OVERRIDES, f"run.dir={run_dir}"]), Reporter())
+    return run_dir
+
+
 def assert_resumed_like_straight(reference, resumed, task: str) -> dict:
     """A run resumed from a checkpoint took the rest of `reference`'s steps with exactly its
     losses and ended with bit-identical weights. Returns the reference's metadata."""

@@ -264,20 +264,18 @@ def test_mask_crf_moves_the_refined_masks_and_leaves_the_confident_labels():
 
 
 def test_min_confidence_enters_the_seg_record_only_when_set():
-    """At its default (0) the trained networks' records are those from before the key existed;
-    set, it moves train_seg (and cps.min_confidence train_cps) and nothing upstream."""
+    """At its default (0) the trained network's record is the one from before the key existed;
+    set, it moves train_seg and nothing upstream (CPS's: tests/methods/cps)."""
     def records(*extra):
         provenance = Provenance(load_recipe(DEMO, [*OVERRIDES, *extra]))
-        return {step: provenance.record(REGISTRY.get(step)) for step in ("random_walk", "train_seg", "train_cps")}
+        return {step: provenance.record(REGISTRY.get(step)) for step in ("random_walk", "train_seg")}
 
     base = records()
     assert not any("min_confidence" in key for step in base.values() for key in step["inputs"])
     seg = records("seg.min_confidence=0.6")
     assert seg["train_seg"]["inputs"]["seg.min_confidence"] == 0.6
     assert seg["train_seg"]["fingerprint"] != base["train_seg"]["fingerprint"]
-    assert seg["random_walk"] == base["random_walk"] and seg["train_cps"] == base["train_cps"]
-    cps = records("cps.labels=pseudo", "cps.min_confidence=0.6")
-    assert cps["train_cps"]["inputs"]["cps.min_confidence"] == 0.6
+    assert seg["random_walk"] == base["random_walk"]
 
 
 # ----------------------------------------------------------------------------- stale outputs

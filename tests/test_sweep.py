@@ -5,13 +5,13 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from conftest import ROOT
+from conftest import CORE_DEMO, ROOT
 from psa.errors import PsaError
 from psa.framework.grid import parse_grid, split_values
 from psa.sweep import plan_points
 from psa.viz import line_chart
 
-DEMO = str(ROOT / "recipes" / "demo.yaml")
+DEMO = str(CORE_DEMO)
 
 
 def test_commas_inside_brackets_belong_to_one_value():

@@ -9,6 +9,7 @@ import time
 from typing import Callable
 
 from rich.console import Console
+from rich.markup import escape
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
 from rich.table import Table
 
@@ -83,7 +84,7 @@ class RichReporter(Reporter):
             TextColumn("{task.fields[info]}"), TimeElapsedColumn(), TimeRemainingColumn(), console=console,
         )
         self.progress.start()
-        self.task_id = self.progress.add_task(description, total=total, completed=completed, info="")
+        self.task_id = self.progress.add_task(escape(description), total=total, completed=completed, info="")
 
     def update(self, completed: int, **fields) -> None:
         info = "  ".join(f"{k} {v:.4g}" if isinstance(v, float) else f"{k} {v}" for k, v in fields.items())
@@ -93,7 +94,7 @@ class RichReporter(Reporter):
                 console.print(line, markup=False, highlight=False, soft_wrap=True)
         if self.progress is None:
             return
-        self.progress.update(self.task_id, completed=completed, info=info)
+        self.progress.update(self.task_id, completed=completed, info=escape(info))
 
     def finish(self) -> None:
         if self.lines is not None:
@@ -107,11 +108,12 @@ class RichReporter(Reporter):
         if self.enabled and self.plain:
             console.print(f"{time.strftime('%H:%M:%S')} {message}", markup=False, highlight=False, soft_wrap=True)
         elif self.enabled:
-            console.log(message)
+            console.log(escape(message))
 
     def step(self, name: str, event: str, detail: str = "") -> None:
         if not self.enabled:
             return
+        name, detail = escape(name), escape(detail)  # paths and recipe values are the user's
         if event == "skip":
             console.print(f"[dim]✓ {name}: done already ({detail})[/]")
         elif event == "start":
@@ -130,7 +132,7 @@ def run_tool(main: Callable[[], int | None]) -> None:
         code = main()
     except PsaError as err:
         if say:
-            err_console.print(f"[bold red]error:[/] {err}", highlight=False, markup=True, soft_wrap=True)
+            err_console.print(f"[bold red]error:[/] {escape(str(err))}", highlight=False, markup=True, soft_wrap=True)
         sys.exit(2)
     except Exception as err:
         # StopRequested without importing the trainer (torch) up front: a recipe typo is
@@ -195,11 +197,11 @@ def percent(value) -> str:
 
 def metrics_table(metrics: dict, title: str) -> Table:
     """Per-class IoU / precision / recall / F1, then the means."""
-    table = Table(title=title)
+    table = Table(title=escape(title))
     for column in ("class", "IoU", "precision", "recall", "F1"):
         table.add_column(column, justify="left" if column == "class" else "right")
     for name, iou in metrics["iou"].items():
-        table.add_row(name, percent(iou), percent(metrics["precision"][name]), percent(metrics["recall"][name]),
+        table.add_row(escape(name), percent(iou), percent(metrics["precision"][name]), percent(metrics["recall"][name]),
                       percent(metrics["f1"][name]))
     table.add_section()
     table.add_row("[bold]mIoU[/]", f"[bold]{percent(metrics['miou'])}[/]", "", "", "")
@@ -209,11 +211,11 @@ def metrics_table(metrics: dict, title: str) -> Table:
 
 def ap_table(metrics: dict, title: str) -> Table:
     """Per-class average precision of a classifier, then mAP and F1."""
-    table = Table(title=title)
+    table = Table(title=escape(title))
     table.add_column("class")
     table.add_column("AP %", justify="right")
     for name, ap in metrics["ap"].items():
-        table.add_row(name, percent(ap))
+        table.add_row(escape(name), percent(ap))
     table.add_section()
     table.add_row("[bold]mAP[/]", f"[bold]{percent(metrics['mAP'])}[/]")
     table.add_row("F1 (micro, p ≥ 0.5)", percent(metrics["f1"]))
@@ -221,9 +223,9 @@ def ap_table(metrics: dict, title: str) -> Table:
 
 
 def key_value_table(title: str, rows: list[tuple[str, object]]) -> Table:
-    table = Table(title=title, show_header=False)
+    table = Table(title=escape(title), show_header=False)
     table.add_column(style="bold")
     table.add_column(justify="right")
     for key, value in rows:
-        table.add_row(key, str(value))
+        table.add_row(escape(str(key)), escape(str(value)))
     return table

@@ -45,7 +45,7 @@ class Registry:
         self._providers: dict[type, object] = {}
         self._items: dict[type, list] = {}
         self._method = ("", 100)  # the method registering now: (name, ORDER)
-        self._loader = loader  # called once before the first look: imports the methods' steps
+        self._loader = loader  # called before each look: imports the steps of methods loaded since
         self._loading = False
 
     # ------------------------------------------------------------------ registering
@@ -70,9 +70,6 @@ class Registry:
         self._steps.append(step)
         return step
 
-    def unregister(self, name: str) -> None:
-        self._steps = [step for step in self._steps if step.name != name]
-
     def provide(self, provider: T) -> T:
         """The one provider of its type (the CAM export, the classifier)."""
         kind = type(provider)
@@ -89,12 +86,6 @@ class Registry:
             raise ValueError(f"{type(item).__name__} {name!r} is registered twice")
         found.append(item)
         return item
-
-    def remove(self, item) -> None:
-        self._items[type(item)].remove(item)
-
-    def withdraw(self, kind: type) -> None:
-        self._providers.pop(kind, None)
 
     # ------------------------------------------------------------------ looking up
 
@@ -213,9 +204,9 @@ class Registry:
                 found.setdefault(step.evaluates.name, step.evaluates)
         return found
 
-    def summary_rows(self, steps: Optional[list[Step]] = None) -> list:
-        """(step, SummaryRow) of `steps` (default: every step, in registry order)."""
-        return [(step, row) for step in (steps if steps is not None else list(self)) for row in step.rows]
+    def summary_rows(self) -> list:
+        """(step, SummaryRow) of every step, in registry order."""
+        return [(step, row) for step in self for row in step.rows]
 
     def selected(self, recipe: Recipe) -> list[Step]:
         """The steps the recipe's pipeline.steps names (null: the default ones), in the order

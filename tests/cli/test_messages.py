@@ -10,7 +10,7 @@ import subprocess
 import numpy as np
 import pytest
 
-from conftest import ROOT, tool_command
+from conftest import CORE_DEMO, ROOT, tool_command
 from psa.cli.common import PlainProgress, RichReporter, run_tool
 from psa.errors import PsaError
 from psa.io import atomic_write_json, save_label_png
@@ -57,7 +57,7 @@ def test_a_user_error_is_one_line_on_the_main_process_only(capsys, monkeypatch):
 
 def test_the_tools_say_a_bad_key_once_whatever_the_rank(tmp_path):
     for rank, lines in (("0", 1), ("1", 0)):
-        done = subprocess.run(tool_command("train", str(ROOT / "recipes" / "demo.yaml"), "cam.train.lrr=1",
+        done = subprocess.run(tool_command("train", str(CORE_DEMO), "cam.train.lrr=1",
                                            f"run.dir={tmp_path / 'run'}"),
                               capture_output=True, text=True, timeout=120, cwd=ROOT,
                               env={**os.environ, "RANK": rank, "WORLD_SIZE": "2"})
@@ -75,7 +75,7 @@ def test_under_accelerate_launch_a_data_error_is_said_once(tmp_path):
     reports the failed processes in its own words, which psa does not control)."""
     from conftest import launch
 
-    done = launch(ROOT / "tools" / "train.py", str(ROOT / "recipes" / "demo.yaml"), "data.kind=voc",
+    done = launch(ROOT / "tools" / "train.py", str(CORE_DEMO), "data.kind=voc",
                   f"data.root={tmp_path / 'nowhere'}", f"run.dir={tmp_path / 'run'}", "task=cam")
     assert done.returncode != 0
     ours = [line for line in (done.stdout + done.stderr).splitlines() if line.startswith("error: ")]

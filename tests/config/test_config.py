@@ -139,18 +139,19 @@ def test_literal_choices_are_refused_in_one_line(write_recipe, override, message
 
 @pytest.mark.parametrize("override, message", [
     ("cam.method=x", "recipe key 'cam.method' must be one of supervised, fixmatch, mixmatch, got 'x'"),
-    ("seg.masks=rww", "recipe key 'seg.masks' must be one of rw, irn, got 'rww' (did you mean 'rw'?)"),
+    ("seg.masks=rww", "recipe key 'seg.masks' must be one of {sources}, got 'rww' (did you mean 'rw'?)"),
     ("data.kind=vocc", "recipe key 'data.kind' must be one of coco, pet, synthetic, voc, got 'vocc' "
                        "(did you mean 'voc'?)"),
 ])
 def test_choices_the_methods_register_are_refused_in_one_line(write_recipe, override, message):
     """cam.method names a registered CAM variant, seg.masks a pseudo-mask source, data.kind a
     data kind: the registry, not the schema, knows them."""
+    from psa.framework.masks import MaskSource
     from psa.framework.registry import REGISTRY
 
     with pytest.raises(PsaError) as info:
         REGISTRY.check_recipe(load_recipe(write_recipe("task: cam\n"), [override]))
-    assert str(info.value) == message
+    assert str(info.value) == message.format(sources=", ".join(s.name for s in REGISTRY.all(MaskSource)))
 
 
 def test_a_renamed_key_names_its_new_name(write_recipe):
@@ -164,7 +165,7 @@ def test_a_recipe_pickles_and_a_fresh_process_rebuilds_its_method_sections(write
     import subprocess
     import sys
 
-    recipe = load_recipe(write_recipe("task: cam\n"), ["irn.beta=3", "cam.fixmatch.mu=2"])
+    recipe = load_recipe(write_recipe("task: cam\n"), ["random_walk.beta=3", "cam.fixmatch.mu=2"])
     assert pickle.loads(pickle.dumps(recipe)) == recipe
     (tmp_path / "recipe.pkl").write_bytes(pickle.dumps(recipe.cam))
     code = ("import pickle, sys; cam = pickle.load(open(sys.argv[1], 'rb')); "

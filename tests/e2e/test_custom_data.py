@@ -18,7 +18,7 @@ import pytest
 import yaml
 from PIL import Image
 
-from conftest import ROOT, TINY_OVERRIDES, Recording, tool_command
+from conftest import CORE_DEMO, ROOT, Recording, TINY_OVERRIDES, tool_command
 from psa import load_recipe
 from psa.data import SyntheticSource
 from psa.engine.report import Reporter
@@ -27,7 +27,7 @@ from psa.io import save_label_png
 from psa.provenance import Provenance, read_record
 from psa.framework.registry import REGISTRY
 
-DEMO = ROOT / "recipes" / "demo.yaml"
+DEMO = CORE_DEMO
 CLASSES = ["background", "cross", "disc", "triangle", "bars"]  # line 0: the background
 SPLITS = {"train": 8, "val": 4}
 EVALUATIONS = [s.name for s in REGISTRY if s.default and s.evaluates is not None]

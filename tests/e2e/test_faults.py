@@ -28,11 +28,11 @@ import pytest
 import torch
 from PIL import Image
 
-from conftest import ROOT, TINY_OVERRIDES, tool_command
+from conftest import CORE_DEMO, ROOT, TINY_OVERRIDES, tool_command
 from psa import load_recipe
 from psa.io import save_label_png
 
-DEMO = str(ROOT / "recipes" / "demo.yaml")
+DEMO = str(CORE_DEMO)
 SEED = int(os.environ.get("PSA_FAULT_SEED", str(time.time_ns() % 1_000_000)))
 RNG = random.Random(SEED)
 WHERE = f"(PSA_FAULT_SEED={SEED})"

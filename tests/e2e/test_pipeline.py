@@ -10,7 +10,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from conftest import ROOT, TINY_OVERRIDES, tool_command
+from conftest import CORE_DEMO, ROOT, TINY_OVERRIDES, tool_command
 from psa import load_recipe
 
 
@@ -22,12 +22,12 @@ def run_tool(*args, timeout=600):
 @pytest.mark.slow
 def test_pipeline_runs_end_to_end_and_resumes(tmp_path):
     run = tmp_path / "run"
-    args = ("pipeline", str(ROOT / "recipes" / "demo.yaml"), *TINY_OVERRIDES, f"run.dir={run}",
+    args = ("pipeline", str(CORE_DEMO), *TINY_OVERRIDES, f"run.dir={run}",
             "cam.train.epochs=1", "affinity.train.epochs=1", "seg.train.epochs=1")
     first = run_tool(*args)
     assert first.returncode == 0, first.stdout[-2000:] + first.stderr[-3000:]
     summary = json.loads((run / "pipeline" / "summary.json").read_text())
-    assert len(summary) == 10  # CAM ×2, PSA's walk ×2, IRN's walk ×2, IRN instances ×3, seg
+    assert len(summary) == 5  # CAM ×2, the walk ×2, the segmentation network
     for row in summary.values():
         assert row["miou"] is None or 0.0 <= row["miou"] <= 1.0
     assert summary["segmentation network (val, never saw a mask)"]["split"] == "val"
@@ -41,4 +41,6 @@ def test_pipeline_runs_end_to_end_and_resumes(tmp_path):
     assert "CAM + random walk" in first.stdout
     second = run_tool(*args)
     assert second.returncode == 0, second.stderr[-2000:]
-    assert second.stdout.count("done already") == len(load_recipe(ROOT / "recipes" / "demo.yaml").pipeline.steps) == 17
+    from psa.framework.registry import REGISTRY
+
+    assert second.stdout.count("done already") == len(REGISTRY.selected(load_recipe(CORE_DEMO))) == 10

@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 import torch
 
-from conftest import COCO_VOC_MINI, ROOT
+from conftest import COCO_VOC_MINI, CORE_DEMO, ROOT
 from psa import load_recipe
 from psa.config import DataConfig, ModelConfig
 from psa.constants import IMAGENET_MEAN, IMAGENET_STD
@@ -72,7 +72,7 @@ def test_max_size_resizes_images_and_masks_alike():
     assert set(np.unique(mask)) <= set(np.unique(full.load_mask(0)))  # nearest: no new values
     np.testing.assert_array_equal(source.image_labels(0), full.image_labels(0))
     with pytest.raises(PsaError, match="data.max_size"):
-        load_recipe(ROOT / "recipes" / "demo.yaml", ["data.max_size=8"])
+        load_recipe(CORE_DEMO, ["data.max_size=8"])
 
 
 @pytest.mark.skipif(not COCO_VOC_MINI.is_dir(), reason="../shared/data/coco_voc_mini not available")

@@ -13,7 +13,7 @@ import numpy as np
 import pytest
 import torch
 
-from conftest import ROOT, TINY_OVERRIDES, stage_dir
+from conftest import CORE_DEMO, ROOT, TINY_OVERRIDES, stage_dir
 
 
 def launch(script: Path, *args: str, timeout: int = 300) -> subprocess.CompletedProcess:
@@ -28,7 +28,7 @@ def launch(script: Path, *args: str, timeout: int = 300) -> subprocess.Completed
 @pytest.mark.slow
 def test_two_process_ddp_keeps_ranks_identical(tmp_path):
     run = tmp_path / "ddp"
-    result = launch(ROOT / "tests" / "scripts" / "ddp_train.py", str(ROOT / "recipes" / "demo.yaml"),
+    result = launch(ROOT / "tests" / "scripts" / "ddp_train.py", str(CORE_DEMO),
                     *TINY_OVERRIDES, f"run.dir={run}", "cam.train.epochs=2", "task=cam",
                     # frozen BN: with trainable BN on CPU each rank keeps its own running
                     # statistics (SyncBatchNorm is GPU-only), so only parameters would agree
@@ -52,7 +52,7 @@ def test_two_process_ddp_keeps_ranks_identical(tmp_path):
 @pytest.mark.slow
 def test_a_global_batch_the_processes_do_not_divide_is_refused(tmp_path):
     run = tmp_path / "odd"
-    result = launch(ROOT / "tools" / "train.py", str(ROOT / "recipes" / "demo.yaml"),
+    result = launch(ROOT / "tools" / "train.py", str(CORE_DEMO),
                     *TINY_OVERRIDES, f"run.dir={run}", "task=cam", "cam.train.batch_size=7")
     assert result.returncode != 0
     assert "recipe key 'cam.train.batch_size': the global batch 7 does not divide among 2 processes" \
@@ -102,7 +102,7 @@ def test_two_processes_train_affinity_like_one_on_the_same_global_batch(tiny_rec
 
     two_dir = tmp_path / "two"
     _confident_labels_from_gt(tiny_recipe(run_dir=two_dir))
-    result = launch(ROOT / "tests" / "scripts" / "ddp_train.py", str(ROOT / "recipes" / "demo.yaml"),
+    result = launch(ROOT / "tests" / "scripts" / "ddp_train.py", str(CORE_DEMO),
                     *TINY_OVERRIDES, *EQUIVALENCE_OVERRIDES, "task=affinity",
                     f"affinity.train.batch_size={GLOBAL_BATCH}", f"run.dir={two_dir}")
     assert result.returncode == 0, result.stderr[-3000:]

@@ -19,10 +19,10 @@ import numpy as np
 import pytest
 import torch
 
-from conftest import ROOT, TINY_OVERRIDES, stage_dir
+from conftest import CORE_DEMO, ROOT, TINY_OVERRIDES, stage_dir
 from test_distributed import EQUIVALENCE_OVERRIDES, _confident_labels_from_gt
 
-DEMO = str(ROOT / "recipes" / "demo.yaml")
+DEMO = str(CORE_DEMO)
 SCRIPTS = ROOT / "tests" / "scripts"
 MACHINES, PROCESSES = 2, 4  # processes: the total over both machines
 GLOBAL_BATCH = 8  # 2 images per process

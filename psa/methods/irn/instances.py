@@ -11,7 +11,6 @@ import time
 import numpy as np
 import torch
 import torch.nn.functional as F
-from PIL import Image
 
 from ...config import Recipe
 from ...constants import MAX_INSTANCES
@@ -21,7 +20,7 @@ from ...framework.cams import cam_export
 from ...framework.items import default_splits, items_for
 from ...framework.per_image import PerImageJob, run_per_image
 from ...framework.step import Step
-from ...io import atomic_write_json, save_label_png
+from ...io import atomic_write_json, read_label_png, save_label_png
 from ...metrics import instance_ap
 from ...provenance import Provenance, check_upstream, write_record
 from .boundary import boundary_walk
@@ -90,7 +89,7 @@ def read_instances(folder, image_id: str) -> dict:
     png, meta = folder / f"{image_id}.png", folder / f"{image_id}.json"
     if not png.is_file() or not meta.is_file():
         raise PsaError(f"instance prediction missing: {png} (run the irn_instances step first)")
-    ids = np.asarray(Image.open(png))
+    ids = read_label_png(png, "instance map")
     entries = json.loads(meta.read_text())["instances"]
     masks = np.stack([ids == e["id"] for e in entries]) if entries else np.zeros((0, *ids.shape), dtype=bool)
     return {"masks": masks, "classes": np.array([e["class"] for e in entries], dtype=np.int64),

@@ -7,6 +7,7 @@ from __future__ import annotations
 import numpy as np
 
 from ...constants import IGNORE_INDEX
+from ...ops.cam import class_lookup
 from ...ops.crf import dense_crf_labels
 
 
@@ -14,7 +15,7 @@ def relation_labels(image: np.ndarray, cams: np.ndarray, class_ids: np.ndarray, 
                     bg_threshold: float, crf) -> np.ndarray:
     """uint8 (H, W): class id where confidently foreground, 0 where confidently background,
     IGNORE_INDEX elsewhere. `cams` (K, H, W) are max-normalised CAMs of the image's classes."""
-    lookup = np.concatenate([[0], class_ids]).astype(np.uint8)
+    lookup = class_lookup(class_ids)
     decided = []
     for threshold in (fg_threshold, bg_threshold):
         plane = np.full((1, *cams.shape[1:]), threshold, dtype=np.float32)

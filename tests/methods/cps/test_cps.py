@@ -360,3 +360,17 @@ def test_cps_training_has_a_provenance_record_that_refuses_other_inputs(tmp_path
     changed = dataclasses.replace(recipe, cps=dataclasses.replace(recipe.cps, weight=0.5))
     with pytest.raises(PsaError, match="cps.weight was 1.5, the recipe now says 0.5"):
         train_task(changed, "cps")
+
+
+def test_min_confidence_enters_the_pairs_record_only_when_set(tiny_recipe):
+    """At its default the record is the one from before the key existed; seg's setting leaves it."""
+    from psa.framework.registry import REGISTRY
+    from psa.provenance import Provenance
+
+    def record(*extra):
+        return Provenance(tiny_recipe("cps.labels=pseudo", *extra)).record(REGISTRY.get("train_cps"))
+
+    base = record()
+    assert "cps.min_confidence" not in base["inputs"]
+    assert record("seg.min_confidence=0.6") == base
+    assert record("cps.min_confidence=0.6")["inputs"]["cps.min_confidence"] == 0.6

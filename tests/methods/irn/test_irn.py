@@ -248,7 +248,7 @@ def test_the_irn_steps_run_through_the_pipeline_and_the_seg_network_learns_from_
 
     steps = ("pipeline.steps=[train_cam,export_cams,irn_labels,train_irn,irn_walk,eval_irn,eval_irn_crf,"
              "irn_instances,eval_irn_instances,train_seg,predict_seg,eval_seg]")
-    recipe = tiny_recipe(*IRN_TINY, steps, "cam.train.epochs=1", "irn.train.epochs=1", "seg.train.epochs=1",
+    recipe = tiny_recipe(*IRN_TINY, steps, "cam.train.epochs=4", "cam.train.lr=0.003", "irn.train.epochs=1", "seg.train.epochs=1",
                          "irn.init=cam", "irn.dense_crf=true", "seg.masks=irn", run_dir=tmp_path / "run")
     result = run(recipe, Reporter())
     assert result.ran == ["train_cam", "export_cams", "irn_labels", "train_irn", "irn_walk", "eval_irn",
@@ -273,8 +273,15 @@ def test_the_irn_steps_run_through_the_pipeline_and_the_seg_network_learns_from_
     record = read_record(tmp_path / "run" / "seg" / "train.provenance.json")
     assert record["inputs"]["seg.masks"] == "irn" and list(record["upstream"]) == ["irn_walk"]
     assert run(recipe, Reporter()).ran == []
+    # its background plane tuned on the stored scores: at the recipe's value, the walk's masks
+    # (up to their float16 scores); another value moves them
+    from psa.tune import run as tune
+
+    rows = tune(str(tmp_path / "run" / "recipe.yaml"), [f"irn.sem_bg_threshold={recipe.irn.sem_bg_threshold},0.02"]).rows
+    irn_miou = json.loads((tmp_path / "run" / "irn" / "eval" / "irn" / "metrics.json").read_text())["miou"]
+    assert rows[0]["miou"] == pytest.approx(irn_miou, abs=2e-3) and rows[1]["miou"] != rows[0]["miou"]
     # a walk setting reruns the walk, its evaluations and everything trained on its masks
-    changed = tiny_recipe(*IRN_TINY, steps, "cam.train.epochs=1", "irn.train.epochs=1", "seg.train.epochs=1",
+    changed = tiny_recipe(*IRN_TINY, steps, "cam.train.epochs=4", "cam.train.lr=0.003", "irn.train.epochs=1", "seg.train.epochs=1",
                           "irn.init=cam", "irn.dense_crf=true", "seg.masks=irn", "irn.beta=4",
                           run_dir=tmp_path / "run")
     from psa.errors import PsaError
@@ -391,3 +398,27 @@ def test_two_processes_train_irn_like_one_on_the_same_global_batch(tiny_recipe, 
     # a whole update. The losses above are the sharp check.
     assert differ < 5e-3, differ
     assert abs(one.losses[-1] - one.losses[0]) > 1e-3  # the heads did learn: equal weights are not trivial
+
+
+@pytest.mark.parametrize("name", ["demo", "msrc", "irn"])
+def test_the_recipes_with_irn_plan_its_steps_after_the_cam_export(name):
+    """The demo and MSRC-v2 recipes add IRN to their core (recipes/_base_/); irn.yaml is IRN on VOC."""
+    from conftest import ROOT
+    from psa import load_recipe
+    from psa.framework.registry import REGISTRY
+
+    recipe = load_recipe(ROOT / "recipes" / f"{name}.yaml")
+    order = [step.name for step in REGISTRY.selected(recipe)]
+    assert order.index("export_cams") < order.index("irn_labels") < order.index("train_irn") < order.index("irn_walk")
+    assert recipe.irn.train.epochs >= 1
+
+
+def test_seg_masks_irn_moves_the_seg_network_after_irns_walk(tiny_recipe):
+    from psa.framework.registry import REGISTRY
+
+    steps = ["train_seg", "irn_walk", "train_irn", "irn_labels", "export_cams", "train_cam"]
+    by_rw = [step.name for step in REGISTRY.selected(tiny_recipe(f"pipeline.steps=[{','.join(steps)}]"))]
+    assert by_rw == ["train_cam", "export_cams", "irn_labels", "train_irn", "irn_walk", "train_seg"]
+    by_irn = [step.name for step in REGISTRY.ordered(tiny_recipe("seg.masks=irn"))]
+    assert by_irn.index("train_seg") > by_irn.index("irn_walk") > by_irn.index("train_irn")
+    assert REGISTRY.get("train_seg").spec.upstream(tiny_recipe("seg.masks=irn")) == (REGISTRY.get("irn_walk"),)
