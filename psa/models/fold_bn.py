@@ -4,7 +4,7 @@ In eval mode (and always, when `model.freeze_bn`) a BN layer is a fixed per-chan
 so `bn(conv(x))` is one convolution with scaled weights and a bias. On a CPU the separate
 multiply and add passes over every feature map cost about a sixth of a frozen backbone's
 forward (bench/cam_export.py); folded, they are gone. Each per-image stage folds its network
-(psa/stages/per_image.py); training never does.
+(psa/framework/per_image.py); training never does.
 """
 
 from __future__ import annotations

@@ -129,7 +129,7 @@ def test_shipped_recipes_load(name):
 @pytest.mark.parametrize("override, message", [
     ("cam.fixmatch.teacher=student", "recipe key 'cam.fixmatch.teacher' must be one of model, ema, got 'student'"),
     ("run.mixed_precision=fp8", "recipe key 'run.mixed_precision' must be one of null, no, bf16, fp16, got 'fp8'"),
-    ("cps.labels=3", "recipe key 'cps.labels' must be one of pseudo, pseudo_crf, gt, got 3"),
+    ("seg.labels=3", "recipe key 'seg.labels' must be one of pseudo, pseudo_crf, gt, got 3"),
 ])
 def test_literal_choices_are_refused_in_one_line(write_recipe, override, message):
     with pytest.raises(PsaError) as info:
@@ -179,9 +179,9 @@ def test_a_recipe_pickles_and_a_fresh_process_rebuilds_its_method_sections(write
     ("cam.fixmatch.mu=0", "cam.fixmatch.mu"),
     ("cam.train.epochs=0", "cam.train.epochs"),
     ("affinity.train.lr=0", "affinity.train.lr"),
-    ("cps.labeled.fraction=0", "cps.labeled.fraction"),
+    ("cam.labeled.fraction=0", "cam.labeled.fraction"),
     ("data.synthetic.num_classes=9", "data.synthetic.num_classes"),
-    ("cps.crop_size=20", "cps.crop_size"),  # SegNetworkConfig's check, inherited, under cps
+    ("seg.crop_size=20", "seg.crop_size"),  # SegNetworkConfig's check, inherited, under seg
 ])
 def test_section_checks_name_their_dotted_key(write_recipe, override, key):
     # a data kind checks its own section when the recipe chooses it

@@ -374,3 +374,14 @@ def test_min_confidence_enters_the_pairs_record_only_when_set(tiny_recipe):
     assert "cps.min_confidence" not in base["inputs"]
     assert record("seg.min_confidence=0.6") == base
     assert record("cps.min_confidence=0.6")["inputs"]["cps.min_confidence"] == 0.6
+
+
+@pytest.mark.parametrize("override, key", [
+    ("cps.labels=3", "cps.labels"),
+    ("cps.labeled.fraction=0", "cps.labeled.fraction"),
+    ("cps.crop_size=20", "cps.crop_size"),  # the segmentation network's check, under cps
+    ("cps.cutmix_area=1.5", "cps.cutmix_area"),
+])
+def test_bad_cps_settings_name_their_key(tiny_recipe, override, key):
+    with pytest.raises(PsaError, match=rf"^recipe key '{key}' "):
+        tiny_recipe(override)
