@@ -47,6 +47,25 @@ def tool_command(tool: str, *args: str) -> list[str]:
     return [sys.executable, str(ROOT / "tools" / f"{tool}.py"), *args]
 
 
+def run_cli(*argv: str) -> subprocess.CompletedProcess:
+    """`psa ARGV` in this process (no torch import to pay): its exit code and what it printed.
+    For the tools' answers to bad input; what needs a process of its own (signals, several
+    processes) runs `tool_command` instead."""
+    import contextlib
+    import io
+
+    from psa.cli.main import main
+
+    out, err = io.StringIO(), io.StringIO()
+    with contextlib.redirect_stdout(out), contextlib.redirect_stderr(err):
+        try:
+            main(list(argv))
+            code = 0
+        except SystemExit as stop:
+            code = stop.code if isinstance(stop.code, int) else 1
+    return subprocess.CompletedProcess(["psa", *argv], code, out.getvalue(), err.getvalue())
+
+
 def run_step(recipe, name: str, reporter=None):
     """Run one registered step, as `psa step NAME` does."""
     from psa.framework.registry import REGISTRY

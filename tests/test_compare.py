@@ -5,13 +5,11 @@ from __future__ import annotations
 
 import json
 import statistics
-import subprocess
-import sys
 
 import pytest
 import yaml
 
-from conftest import ROOT
+from conftest import run_cli
 from psa.compare import FULL, compare_runs
 from psa.errors import PsaError
 
@@ -54,8 +52,7 @@ def test_runs_of_one_seed_are_keyed_by_folder_and_a_missing_summary_is_named(tmp
 
 def test_the_tool_writes_the_json_and_a_markdown_table(tmp_path):
     runs = [fake_run(tmp_path, f"s{seed}", seed, {WALK: (0.6 + seed / 100, "train")}) for seed in (0, 1)]
-    done = subprocess.run([sys.executable, "-m", "psa", "compare", *map(str, runs), "--markdown",
-                           "--json", str(tmp_path / "out.json")], capture_output=True, text=True, cwd=ROOT)
+    done = run_cli("compare", *map(str, runs), "--markdown", "--json", str(tmp_path / "out.json"))
     assert done.returncode == 0, done.stderr
     assert f"| {WALK} | train | 60.0 | 61.0 | 60.5 | ±0.7 |" in done.stdout
     assert json.loads((tmp_path / "out.json").read_text())["rows"][0]["seeds"] == {"0": 60.0, "1": 61.0}

@@ -5,12 +5,11 @@ choice and the written table."""
 from __future__ import annotations
 
 import json
-import subprocess
 
 import numpy as np
 import pytest
 
-from conftest import ROOT, load_cam_file, tool_command
+from conftest import run_cli
 from psa import load_recipe
 from psa.errors import PsaError
 from psa.framework.registry import REGISTRY
@@ -100,12 +99,10 @@ def test_a_grid_no_tuner_covers_is_one_line_naming_the_tuners():
     assert {tuner.name for tuner in REGISTRY.all(Tuner)} >= {"walk", "crf", "labels", "scales", "confidence"}
 
 
-def test_the_tool_prints_the_table_and_refuses_bad_input_in_one_line(finished_run, tmp_path):
+def test_the_tool_prints_the_table_and_refuses_bad_input_in_one_line(finished_run):
     recipe = str(finished_run / "recipe.yaml")
-    done = subprocess.run(tool_command("tune", recipe, "random_walk.beta=4,8", "--every", "4"),
-                          capture_output=True, text=True, timeout=300, cwd=ROOT)
+    done = run_cli("tune", recipe, "random_walk.beta=4,8", "--every", "4")
     assert done.returncode == 0, done.stderr[-2000:]
     assert "psa tune — walk" in done.stdout and "gt-affinity bound" in done.stdout
-    bad = subprocess.run(tool_command("tune", recipe, "run.seed=1,2"), capture_output=True, text=True, timeout=120,
-                         cwd=ROOT)
+    bad = run_cli("tune", recipe, "run.seed=1,2")
     assert bad.returncode == 2 and "no tuner varies run.seed" in bad.stderr and "Traceback" not in bad.stderr

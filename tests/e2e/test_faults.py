@@ -28,7 +28,7 @@ import pytest
 import torch
 from PIL import Image
 
-from conftest import CORE_DEMO, ROOT, TINY_OVERRIDES, tool_command
+from conftest import CORE_DEMO, ROOT, TINY_OVERRIDES, run_cli, tool_command
 from psa import load_recipe
 from psa.io import save_label_png
 
@@ -475,7 +475,7 @@ def test_bad_recipe_exits_2_with_one_line_and_writes_nothing(case, tmp_path):
         (tmp_path / name).write_text(text.replace("DEMO", DEMO))
     recipe_path = str(tmp_path / recipe) if recipe else DEMO
     before = file_snapshot(tmp_path)
-    result = run("train", recipe_path, *TINY_OVERRIDES, *CAM_TRAIN, f"run.dir={tmp_path / 'run'}", *overrides)
+    result = run_cli("train", recipe_path, *TINY_OVERRIDES, *CAM_TRAIN, f"run.dir={tmp_path / 'run'}", *overrides)
     assert result.returncode == 2, result.stderr[-3000:]
     line = one_error_line(result)
     for text in expected:
@@ -554,8 +554,7 @@ def data_results(tmp_path_factory):
         root = write_voc(folder / "voc")
         fault(root)
         cases[name] = (folder, root, ("train", *voc_args(root, folder / "run", *extra)))
-    results = run_many({name: job for name, (_, _, job) in cases.items()})
-    return {name: (results[name], folder, root) for name, (folder, root, _) in cases.items()}
+    return {name: (run_cli(*job), folder, root) for name, (folder, root, job) in cases.items()}
 
 
 def test_the_valid_voc_tree_passes_the_checks(tmp_path):

@@ -16,7 +16,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from conftest import CORE_DEMO, ROOT, TINY_OVERRIDES, load_cam_file, tool_command
+from conftest import CORE_DEMO, ROOT, TINY_OVERRIDES, load_cam_file, run_cli, tool_command
 from psa.errors import PsaError
 from psa.framework.masks import MaskSource
 from psa.framework.registry import REGISTRY, Registry
@@ -114,8 +114,7 @@ def test_the_plan_puts_each_step_after_what_it_is_made_from(tiny_recipe):
 
 
 def test_a_bad_task_is_one_line_from_the_tool(tmp_path):
-    done = subprocess.run(tool_command("train", str(CORE_DEMO), "task=nope", f"run.dir={tmp_path / 'run'}"),
-                          capture_output=True, text=True, cwd=ROOT)
+    done = run_cli("train", str(CORE_DEMO), "task=nope", f"run.dir={tmp_path / 'run'}")
     assert done.returncode == 2 and "recipe key 'task' must be one of" in done.stderr
     assert "Traceback" not in done.stderr and not (tmp_path / "run").exists()
 
