@@ -7,6 +7,7 @@ A killed run therefore never leaves a truncated file behind, and "file exists" m
 
 from __future__ import annotations
 
+import errno
 import io
 import json
 import os
@@ -19,7 +20,7 @@ import numpy as np
 from PIL import Image
 
 from .constants import voc_palette
-from .errors import PsaError
+from .errors import OutputError, PsaError
 
 
 def _umask() -> int:
@@ -37,21 +38,46 @@ def _umask() -> int:
     return mask
 
 
+def file_mode() -> int:
+    """The mode `open()` gives a new file under this process's umask (0644 under umask 022)."""
+    return 0o666 & ~_umask()
+
+
 def atomic_write_bytes(path: str | os.PathLike, data: bytes) -> None:
     path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    tmp = None
     try:
-        # mkstemp creates 0600; the file gets the mode open() would give it (0644 under umask 022)
-        os.fchmod(fd, 0o666 & ~_umask())
+        path.parent.mkdir(parents=True, exist_ok=True)
+        fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+        os.fchmod(fd, file_mode())  # mkstemp creates 0600
         with os.fdopen(fd, "wb") as handle:
             handle.write(data)
             handle.flush()
             os.fsync(handle.fileno())
         os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
+    except BaseException as err:
+        if tmp is not None:
+            Path(tmp).unlink(missing_ok=True)
+        if isinstance(err, OSError):
+            raise write_error(path, err) from None
         raise
+
+
+def write_error(path: str | os.PathLike, err: OSError) -> OutputError:
+    """One line for an output that could not be written: which file, why, and on a full disk
+    how much is free."""
+    if err.errno in (errno.ENOSPC, errno.EDQUOT):
+        return OutputError(f"disk full writing {path} ({free_mb(path)} MB free on its disk); nothing of it was "
+                           "kept: free space and rerun, finished outputs are kept")
+    return OutputError(f"cannot write {path}: {err.strerror or err}")
+
+
+def free_mb(path: str | os.PathLike) -> int:
+    """Free MB on the disk of `path` (or of its nearest existing parent)."""
+    probe = Path(path).absolute()
+    while not probe.exists() and probe != probe.parent:
+        probe = probe.parent
+    return shutil.disk_usage(probe).free // 2**20
 
 
 def atomic_write_with(path: str | os.PathLike, writer: Callable[[io.BytesIO], None]) -> None:
@@ -97,17 +123,28 @@ def remove_stale_temp_files(folder: str | os.PathLike) -> int:
 
 
 def ensure_free_space(path: str | os.PathLike, min_mb: int) -> None:
-    """Refuse to start when the disk holding `path` has less than `min_mb` MB free: a full
-    disk half-way through a stage costs more than a clear error before it."""
-    if min_mb <= 0:
-        return
+    """Refuse to start when `path` cannot be written (its nearest existing folder), or when
+    its disk has less than `min_mb` MB free: a full disk half-way through a stage costs more
+    than a clear error before it."""
     probe = Path(path).absolute()
     while not probe.exists() and probe != probe.parent:
         probe = probe.parent
-    free_mb = shutil.disk_usage(probe).free // 2**20
-    if free_mb < min_mb:
-        raise PsaError(f"only {free_mb} MB free on the disk of {path}; need at least {min_mb} MB "
+    if not os.access(probe, os.W_OK) or _read_only(probe):
+        raise OutputError(f"run.dir {path} is not writable ({probe} does not take new files)")
+    if min_mb <= 0:
+        return
+    free = free_mb(path)
+    if free < min_mb:
+        raise PsaError(f"only {free} MB free on the disk of {path}; need at least {min_mb} MB "
                        f"(free space, or change recipe key run.min_free_mb)")
+
+
+def _read_only(folder: Path) -> bool:
+    """A read-only mount (or /proc) says W_OK to root: ask the file system itself."""
+    try:
+        return bool(os.statvfs(folder).f_flag & os.ST_RDONLY) or folder.is_relative_to("/proc")
+    except (OSError, AttributeError):
+        return False
 
 
 # ----------------------------------------------------------------------------- reading back

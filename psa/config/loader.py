@@ -12,6 +12,7 @@ from __future__ import annotations
 import dataclasses
 import difflib
 import os
+import stat
 import types
 import typing
 from pathlib import Path
@@ -69,11 +70,15 @@ def require(condition: bool, key: str, message: str) -> None:
 
 def _read_yaml(path: Path) -> dict:
     try:
+        if not stat.S_ISREG(path.stat().st_mode):  # a FIFO or a device would block or never end
+            raise PsaError(f"cannot read recipe {path}: not a regular file")
         text = path.read_text(encoding="utf-8")
     except FileNotFoundError:
         raise PsaError(f"recipe file not found: {path}") from None
     except OSError as err:
         raise PsaError(f"cannot read recipe {path}: {err.strerror}") from None
+    except UnicodeDecodeError:
+        raise PsaError(f"cannot read recipe {path}: not UTF-8 text") from None
     try:
         data = yaml.safe_load(text)
     except yaml.YAMLError as err:

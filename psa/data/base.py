@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import hashlib
 import os
+import stat
 from dataclasses import dataclass
 from pathlib import Path, PurePosixPath, PureWindowsPath
 from typing import Iterable, Optional, Sequence
@@ -180,12 +181,23 @@ def _reason(err: BaseException) -> str:
 
 
 def _open_loaded(path: Path, what: str) -> Image.Image:
+    check_regular(path, what)
     try:
         image = Image.open(path)
+        check_pixels(image, path, what)  # from the header, before a byte is decoded
         image.load()
     except (OSError, ValueError, SyntaxError, Image.DecompressionBombError) as err:
         raise PsaError(f"cannot read {what} {path}: {_reason(err)}") from None
     return image
+
+
+def check_pixels(image: Image.Image, path: Path, what: str = "image") -> None:
+    """An image of more pixels than PIL decodes without its decompression-bomb warning
+    (`PIL.Image.MAX_IMAGE_PIXELS`) is refused before it is decoded: a small file can ask for
+    gigabytes."""
+    if image.width * image.height > (Image.MAX_IMAGE_PIXELS or float("inf")):
+        raise PsaError(f"cannot read {what} {path}: {image.width}x{image.height} is more than the "
+                       f"{Image.MAX_IMAGE_PIXELS} pixels psa decodes (PIL.Image.MAX_IMAGE_PIXELS)")
 
 
 def read_rgb(path: str | os.PathLike) -> np.ndarray:
@@ -214,8 +226,10 @@ def check_files(source: "SegmentationSource", labels: bool = False, masks: bool 
         return
     for index in range(len(source)):
         path = Path(image_path(index))
+        check_regular(path, "image")
         try:
             with Image.open(path) as image:
+                check_pixels(image, path)
                 image.draft("RGB", (max(1, image.width // 8), max(1, image.height // 8)))
                 image.load()
         except (OSError, ValueError, SyntaxError, Image.DecompressionBombError) as err:
@@ -351,8 +365,19 @@ def check_classes(classes: Sequence[str], where: str) -> tuple[str, ...]:
     return names
 
 
+def check_regular(path: Path, what: str) -> None:
+    """A regular file (a FIFO or a device would block or never end), readable; else one line."""
+    try:
+        mode = os.stat(path).st_mode
+    except OSError as err:
+        raise PsaError(f"cannot read {what} {path}: {_reason(err)}") from None
+    if not stat.S_ISREG(mode):
+        raise PsaError(f"cannot read {what} {path}: not a regular file")
+
+
 def read_classes_file(path: Path) -> tuple[str, ...]:
     """`classes.txt`: one name per line, line k = class index k; blank lines at the end ignored."""
+    check_regular(path, "class list")
     try:
         lines = path.read_text(encoding="utf-8").splitlines()
     except (OSError, UnicodeDecodeError) as err:
@@ -363,6 +388,7 @@ def read_classes_file(path: Path) -> tuple[str, ...]:
 
 
 def read_text_lines(path: Path, what: str) -> list[str]:
+    check_regular(path, what)
     try:
         return path.read_text(encoding="utf-8").splitlines()
     except (OSError, UnicodeDecodeError) as err:
@@ -373,6 +399,12 @@ def check_root(root: str | os.PathLike, layout: str) -> Path:
     if root is None or str(root).strip() == "":
         raise PsaError(f"data.root is empty: set it to the {layout} dataset folder")
     path = Path(root).expanduser()
-    if not path.is_dir():
+    try:
+        found = path.is_dir()
+    except OSError as err:
+        raise PsaError(f"data root {path} cannot be read: {_reason(err)} (recipe key data.root)") from None
+    if not found:
         raise PsaError(f"data root {path} does not exist or is not a folder (recipe key data.root)")
+    if not os.access(path, os.R_OK | os.X_OK):
+        raise PsaError(f"data root {path} cannot be read: permission denied (recipe key data.root)")
     return path

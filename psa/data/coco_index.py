@@ -11,11 +11,13 @@ import contextlib
 import hashlib
 import io
 import json
+import math
 import os
 from dataclasses import dataclass
 from pathlib import Path, PurePosixPath
-from typing import Any
+from typing import Any, Optional
 
+from PIL import Image
 from pycocotools.coco import COCO
 
 from ..errors import PsaError
@@ -107,6 +109,9 @@ def _check_dataset(dataset: Any, path: Path) -> tuple[dict[int, str], dict[str, 
         coco_id = _field(image, "id", (int,), path, f"image #{number}")
         file_name = _field(image, "file_name", (str,), path, f"image {coco_id}")
         size = tuple(_field(image, k, (int,), path, f"image {coco_id}") for k in ("height", "width"))
+        if min(size) < 1 or size[0] * size[1] > Image.MAX_IMAGE_PIXELS:
+            raise PsaError(f"COCO annotation file {path}: image {coco_id} has a size of {size[1]}x{size[0]} "
+                           f"(width x height), not a photo psa reads (at most {Image.MAX_IMAGE_PIXELS} pixels)")
         if coco_id in sizes:
             raise PsaError(f"COCO annotation file {path}: image id {coco_id} listed twice")
         ours = str(PurePosixPath(file_name).with_suffix(""))
@@ -135,19 +140,60 @@ def _check_dataset(dataset: Any, path: Path) -> tuple[dict[int, str], dict[str, 
 
 
 def _check_segmentation(segm: Any, size: tuple[int, int], path: Path, what: str) -> None:
-    """Polygons (lists of x, y with >= 3 points) or an RLE {size, counts} of the image's size:
-    pycocotools would crash or silently mis-paint on anything else."""
-    if isinstance(segm, list):  # a non-number inside is caught when painting (coco_masks._rle)
+    """Polygons (lists of at least 3 x, y pairs of finite numbers near the image) or an RLE
+    {size, counts} of the image's size whose counts cover it exactly: pycocotools crashes the
+    process, or fills the memory, on anything else."""
+    height, width = size
+    if isinstance(segm, list):
         for polygon in segm:
             if not isinstance(polygon, list) or len(polygon) < 6 or len(polygon) % 2:
                 raise PsaError(f"COCO annotation file {path}: {what} has a polygon that is not "
                                f"a list of at least 3 x, y pairs")
+            for x, y in zip(polygon[::2], polygon[1::2]):
+                if not all(isinstance(v, (int, float)) and not isinstance(v, bool) and math.isfinite(v)
+                           for v in (x, y)):
+                    raise PsaError(f"COCO annotation file {path}: {what} has a polygon point ({x!r}, {y!r}) "
+                                   "that is not two finite numbers")
+                if not (-width <= x <= 2 * width and -height <= y <= 2 * height):
+                    raise PsaError(f"COCO annotation file {path}: {what} has a polygon point ({x:g}, {y:g}) "
+                                   f"far outside its {width}x{height} image")
         return
     if isinstance(segm, dict) and isinstance(segm.get("counts"), (list, str)):
         if list(segm.get("size") or []) != list(size):
             raise PsaError(f"COCO annotation file {path}: {what} has an RLE of size {segm.get('size')}, "
                            f"its image is {list(size)} (height, width)")
+        counts = segm["counts"]
+        runs = _compressed_counts(counts) if isinstance(counts, str) else counts
+        if runs is None or not all(isinstance(n, int) and not isinstance(n, bool) and n >= 0 for n in runs) \
+                or sum(runs) != height * width:
+            raise PsaError(f"COCO annotation file {path}: {what} has RLE counts that do not cover its "
+                           f"{width}x{height} image (garbled or of another image)")
         return
     raise PsaError(f"COCO annotation file {path}: {what} has no valid 'segmentation' "
                    f"(polygons or an RLE with size and counts)")
 
+
+def _compressed_counts(text: str) -> Optional[list[int]]:
+    """The run lengths of a compressed RLE string (pycocotools' rleFrString, in Python: 5 bits
+    a character from '0', continuation 0x20, sign 0x10, each run after the second a delta of
+    the run two before), or None where the C code would read past the string's end."""
+    runs: list[int] = []
+    position = 0
+    while position < len(text):
+        value, shift, more = 0, 0, True
+        while more:
+            if position >= len(text):
+                return None
+            code = ord(text[position]) - 48
+            if not 0 <= code < 64:
+                return None
+            value |= (code & 0x1F) << (5 * shift)
+            more = bool(code & 0x20)
+            position += 1
+            shift += 1
+            if not more and code & 0x10:
+                value |= -1 << (5 * shift)
+        if len(runs) > 2:
+            value += runs[-2]
+        runs.append(value)
+    return runs

@@ -61,11 +61,16 @@ def resolve_list_file(root: Path, split: str, folder: str, key: str) -> Path:
     if not split or not str(split).strip():
         raise PsaError(f"empty split name (recipe key {key})")
     named = root / folder / f"{split}.txt"
-    if named.is_file():
-        return named
     as_path = root / Path(split).expanduser()  # an absolute path stays absolute
-    if as_path.is_file():
-        return as_path
+    for candidate in (named, as_path):
+        try:
+            if candidate.is_file():
+                return candidate
+            if candidate.exists():  # a FIFO or a device would block or never end
+                raise PsaError(f"cannot read the list file of split {split!r} {candidate}: not a regular file")
+        except OSError as err:  # a folder on the way that cannot be entered
+            raise PsaError(f"cannot read the list file of split {split!r} ({candidate}): "
+                           f"{err.strerror} (recipe key {key})") from None
     raise PsaError(f"split {split!r} not found: no list file {named} (recipe key {key}; "
                    f"a list file path also works)")
 

@@ -13,9 +13,9 @@ from pathlib import Path
 
 import torch
 
+from ..errors import OutputError, PsaError
+from ..io import atomic_write_json, atomic_write_with, file_mode, free_mb
 from ..version import __version__
-from ..errors import PsaError
-from ..io import atomic_write_json, atomic_write_with
 
 STATE_FILE = "state.json"
 WEIGHTS_FILE = "model.pt"
@@ -60,9 +60,18 @@ def save_checkpoint(accelerator, folder: Path, step: int, state: dict, keep: int
         shutil.rmtree(tmp, ignore_errors=True)
         tmp.mkdir(parents=True)
     accelerator.wait_for_everyone()
-    accelerator.save_state(str(tmp), safe_serialization=True)
+    try:
+        accelerator.save_state(str(tmp), safe_serialization=True)
+    except (OSError, RuntimeError) as err:  # a full disk surfaces as either (torch's zip writer)
+        shutil.rmtree(tmp, ignore_errors=True)
+        reason = (str(err).strip().splitlines() or [type(err).__name__])[0]
+        raise OutputError(f"cannot write checkpoint {final} ({reason}; {free_mb(folder)} MB free on its disk); "
+                          "the earlier checkpoints are kept: free space and rerun to resume") from None
     accelerator.wait_for_everyone()
     if accelerator.is_main_process:
+        for path in tmp.rglob("*"):  # the state files get the umask's mode, as every other output
+            if path.is_file():
+                path.chmod(file_mode())
         shutil.rmtree(final, ignore_errors=True)
         tmp.rename(final)
         atomic_write_json(final / STATE_FILE, {**state, "step": step})
@@ -86,8 +95,7 @@ def load_weights(path: Path, task: str, backbone: str) -> tuple[dict, dict]:
     try:
         payload = torch.load(path, map_location="cpu", weights_only=True)
     except Exception as err:  # noqa: BLE001 - truncated, corrupt, or a pickle with code in it
-        first = str(err).strip().splitlines()[0] if str(err).strip() else type(err).__name__
-        raise PsaError(f"cannot load checkpoint {path}: {first[:200]}") from None
+        raise PsaError(f"cannot load checkpoint {path}: {unloadable(err)}") from None
     if not isinstance(payload, dict) or "meta" not in payload or "state_dict" not in payload:
         raise PsaError(f"checkpoint {path} is not a psa model file")
     meta = payload["meta"]
@@ -97,3 +105,13 @@ def load_weights(path: Path, task: str, backbone: str) -> tuple[dict, dict]:
         raise PsaError(f"checkpoint {path} was trained with backbone {meta.get('backbone')!r}, "
                        f"the recipe says model.backbone={backbone!r}")
     return payload["state_dict"], meta
+
+
+def unloadable(err: Exception) -> str:
+    """Why torch.load(weights_only=True) refused a file, in a few words: a pickle that would
+    run code is named as such (torch's own message goes on to suggest turning the check off)."""
+    text = str(err)
+    if "Weights only load failed" in text or "Unsupported global" in text or "UnpicklingError" in type(err).__name__:
+        return "it holds pickled objects other than tensors (code could run on loading), which psa does not load"
+    first = (text.strip().splitlines() or [type(err).__name__])[0]
+    return first if len(first) <= 200 else first[:197] + "..."

@@ -57,6 +57,8 @@ def map_in_workers(fn: Callable, items: Sequence, workers: int) -> Iterator:
 
 def _start_worker(parent: int) -> None:
     _die_with(parent)
+    # Ctrl-C reaches the whole process group: the parent stops the pool and says so once
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
     torch.set_num_threads(1)
 
 

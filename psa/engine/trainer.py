@@ -3,6 +3,7 @@ TensorBoard, clean stop on SIGINT/SIGTERM, and a hard stop on a non-finite loss.
 
 from __future__ import annotations
 
+import pickle
 import signal
 import subprocess
 import sys
@@ -16,13 +17,13 @@ import torch
 from torch import nn
 from torch.utils.data import DataLoader, Dataset
 
-from ..version import __version__
 from ..config import Recipe, TrainConfig
 from ..errors import PsaError
 from ..io import atomic_write_json, ensure_free_space, remove_stale_temp_files
 from ..layout import StageFolder
+from ..version import __version__
 from .accel import check_global_batch, make_accelerator
-from .checkpoints import latest_checkpoint, read_state, remove_incomplete, save_checkpoint, save_weights
+from .checkpoints import latest_checkpoint, read_state, remove_incomplete, save_checkpoint, save_weights, unloadable
 from .ema import WeightAverage
 from .optim import build_optimizer, set_poly_lr
 from .report import Reporter
@@ -140,7 +141,7 @@ def train(recipe: Recipe, job: TrainJob, reporter: Reporter | None = None) -> Tr
     if job.check is not None:
         job.check(latest_checkpoint(ckpt_dir) if train_cfg.resume == "auto" else None)
     # a checkpoint that does not fit: nothing written
-    step, resumed_loss = _resume(key, train_cfg, accelerator, ckpt_dir)
+    step, resumed_loss = _resume(key, train_cfg, accelerator, ckpt_dir, reporter)
     resumed_from = step
     if accelerator.is_main_process:
         _prepare_run_dir(recipe, job.folder, accelerator.num_processes, {
@@ -265,7 +266,8 @@ def _git_commit() -> str | None:
     return out.stdout.strip() or None
 
 
-def _resume(key: str, train_cfg: TrainConfig, accelerator, ckpt_dir: Path) -> tuple[int, float | None]:
+def _resume(key: str, train_cfg: TrainConfig, accelerator, ckpt_dir: Path,
+            reporter: Reporter) -> tuple[int, float | None]:
     """(the step to continue from, the checkpoint's last loss if it recorded one)."""
     mode = train_cfg.resume
     if mode == "never":
@@ -276,13 +278,29 @@ def _resume(key: str, train_cfg: TrainConfig, accelerator, ckpt_dir: Path) -> tu
     if not checkpoint.is_dir():
         raise PsaError(f"recipe key '{key}.resume': checkpoint {checkpoint} not found")
     state = read_state(checkpoint)
+    if not _rng_state_loads(checkpoint, accelerator.process_index):  # Accelerate would go on without a word
+        reporter.log(f"checkpoint {checkpoint}: its random state (random_states_{accelerator.process_index}.pkl) "
+                     "cannot be read; resuming without it, so the rest of this run is not bit-exact")
     try:
         accelerator.load_state(str(checkpoint))
+    except pickle.UnpicklingError as err:  # a state file with more than tensors in it
+        raise PsaError(f"checkpoint {checkpoint}: {unloadable(err)}; delete it, or start afresh with "
+                       f"{key}.resume=never") from None
     except (KeyError, ValueError, RuntimeError) as err:  # another optimizer, model or group layout
         first = (str(err).strip().splitlines() or [""])[0][:200]
         raise PsaError(f"checkpoint {checkpoint} does not fit this run ({type(err).__name__}: {first}); "
                        f"was the recipe changed? Use a new run.dir or {key}.resume=never") from None
     return int(state["step"]), state.get("loss")
+
+
+def _rng_state_loads(checkpoint: Path, process_index: int) -> bool:
+    from accelerate.utils import load
+
+    try:
+        load(checkpoint / f"random_states_{process_index}.pkl")
+    except Exception:  # noqa: BLE001 - missing, truncated, or not a state
+        return False
+    return True
 
 
 def _batch_size(batch) -> int:

@@ -20,7 +20,7 @@ from ..config import Recipe
 from ..engine.accel import make_accelerator, shard, sum_over_processes
 from ..engine.cpu_workers import map_in_workers, worker_count
 from ..engine.report import Reporter
-from ..errors import PsaError
+from ..errors import OutputError, PsaError
 from ..io import atomic_write_json
 from ..provenance import (
     Provenance, StepSpec, begin_stage, check_upstream, describe, difference, finish_stage, matches, read_record,
@@ -122,7 +122,7 @@ def _compute(job: PerImageJob, model, item, paths: dict[str, Path], accelerator)
     try:
         job.compute(model, item, paths, accelerator)
     except PsaError as err:
-        if not job.skip_failed:
+        if not job.skip_failed or isinstance(err, OutputError):
             raise
         for path in paths.values():
             path.unlink(missing_ok=True)
