@@ -13,6 +13,7 @@ from .config import Recipe
 from .data import build_source
 from .engine.report import Reporter, is_main_process
 from .errors import PsaError
+from .framework import run_lock
 from .framework.registry import REGISTRY
 from .framework.step import Step
 from .io import atomic_write_json, read_json
@@ -103,16 +104,44 @@ def plan(recipe: Recipe, until: Optional[str] = None) -> list[PlannedStep]:
     return planned
 
 
+def check_masks_first(recipe: Recipe, steps: list[PlannedStep]) -> None:
+    """The ground-truth masks of every split an evaluation still to run scores, read and
+    checked before the first step: a bad mask stops the run before hours of training, not at
+    its evaluation. Generated data sets have no files to check."""
+    splits = {split for planned in steps if not planned.done and planned.step.ground_truth == "masks"
+              for split in planned.step.spec.splits(recipe)}
+    if not splits or all(planned.step.evaluates is not None for planned in steps if not planned.done):
+        return  # nothing but evaluations to run: each checks its own masks as it goes
+    for split in sorted(splits):
+        source = build_source(recipe.data, split)
+        if getattr(source, "image_path", None) is None:
+            continue
+        for index in range(len(source)):
+            source.load_mask(index)
+
+
 def run(recipe: Recipe, reporter: Optional[Reporter] = None, until: Optional[str] = None) -> PipelineResult:
-    """Run the steps whose records do not match the recipe; write and return the summary."""
+    """Run the steps whose records do not match the recipe; write and return the summary.
+    It holds the run folder's lock meanwhile (psa/framework/run_lock.py)."""
     reporter = reporter or Reporter()
     REGISTRY.check_recipe(recipe)
+    took_over = run_lock.acquire(recipe.run.dir)
+    if took_over:
+        reporter.log(took_over)
+    try:
+        return _run(recipe, reporter, until)
+    finally:
+        run_lock.release(recipe.run.dir)
+
+
+def _run(recipe: Recipe, reporter: Reporter, until: Optional[str]) -> PipelineResult:
     result = PipelineResult()
     steps = plan(recipe, until)
     left_out = unscorable(recipe, selected_steps(recipe, until))
     if left_out:  # said once, before anything trains
         reporter.log(left_out_message(left_out))
         result.left_out = [name for names in left_out.values() for name in names]
+    check_masks_first(recipe, steps)
     for planned in steps:
         step = planned.step
         if planned.done:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import logging
+import os
 import sys
 import time
 from typing import Callable
@@ -16,10 +17,12 @@ from rich.table import Table
 from ..config import Recipe, dump_recipe
 from ..engine.report import Reporter, is_main_process
 from ..errors import PsaError
+from ..framework import run_lock
 from ..framework.recipes import load_recipe
 
 console = Console(stderr=False)
 err_console = Console(stderr=True)
+STEP = [""]  # the step running now, for the last resort's message
 
 __all__ = ["is_main_process"]  # re-exported for the tools
 
@@ -43,6 +46,9 @@ def load_from_args(args: argparse.Namespace) -> Recipe | None:
     if args.print_config:
         console.print(dump_recipe(recipe) + class_comment(recipe), markup=False, highlight=False, soft_wrap=True)
         return None
+    took_over = run_lock.acquire(recipe.run.dir)  # one command per run folder, until run_tool ends
+    if took_over:
+        RichReporter().log(took_over)
     return recipe
 
 
@@ -111,6 +117,7 @@ class RichReporter(Reporter):
             console.log(escape(message))
 
     def step(self, name: str, event: str, detail: str = "") -> None:
+        STEP[0] = name if event == "start" else ""
         if not self.enabled:
             return
         name, detail = escape(name), escape(detail)  # paths and recipe values are the user's
@@ -125,7 +132,9 @@ class RichReporter(Reporter):
 def run_tool(main: Callable[[], int | None]) -> None:
     """Run a tool's main; bad input becomes one red line on stderr and exit code 2. Under
     several processes every one of them meets the same bad input, so only the main process
-    (RANK 0) says it; the others exit with the same code, silently."""
+    (RANK 0) says it; the others exit with the same code, silently. Anything else that goes
+    wrong is the last resort's: one line naming it and the step it happened in, exit code 1
+    (PSA_DEBUG=1 shows the traceback)."""
     logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
     say = is_main_process()
     try:
@@ -134,19 +143,30 @@ def run_tool(main: Callable[[], int | None]) -> None:
         if say:
             err_console.print(f"[bold red]error:[/] {escape(str(err))}", highlight=False, markup=True, soft_wrap=True)
         sys.exit(2)
+    except KeyboardInterrupt:
+        if say:
+            err_console.print("[yellow]interrupted: finished outputs are kept; run the same command again to "
+                              "resume[/]")
+        sys.exit(130)
     except Exception as err:
         # StopRequested without importing the trainer (torch) up front: a recipe typo is
         # reported in a fraction of a second; only a run that imported the trainer can raise it
         trainer = sys.modules.get("psa.engine.trainer")
-        if trainer is None or not isinstance(err, trainer.StopRequested):
+        if trainer is not None and isinstance(err, trainer.StopRequested):
+            if say:
+                err_console.print(f"[yellow]{escape(str(err))}[/]", highlight=False)
+            sys.exit(130)
+        if os.environ.get("PSA_DEBUG"):
             raise
         if say:
-            err_console.print(f"[yellow]{err}[/]", highlight=False)
-        sys.exit(130)
-    except KeyboardInterrupt:
-        if say:
-            err_console.print("[yellow]interrupted[/]")
-        sys.exit(130)
+            where = f" in step {STEP[0]}" if STEP[0] else ""
+            first = (str(err).strip().splitlines() or [""])[0]
+            err_console.print(f"[bold red]error:[/] unexpected {type(err).__name__}{escape(where)}: {escape(first)} "
+                              "(a bug or an unforeseen input: PSA_DEBUG=1 shows the traceback)",
+                              highlight=False, soft_wrap=True)
+        sys.exit(1)
+    finally:
+        run_lock.release_all()
     sys.exit(code or 0)
 
 

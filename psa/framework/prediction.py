@@ -78,6 +78,20 @@ class _ImageList:
         stems = [p.stem for p in self.paths]
         if len(set(stems)) != len(stems):
             raise PsaError(f"--images: two images share a file name stem in {where}")
+        self.folder = path.resolve() if path.is_dir() else None
+
+    def refuse_output_among_inputs(self, out: Path) -> None:
+        """The masks must never land on or among the photos: a folder that is, holds or lies
+        inside the input folder, or holds an input image, is refused."""
+        out = out.expanduser().resolve()
+        if self.folder is not None and (out == self.folder or self.folder in out.parents or out in self.folder.parents):
+            relation = "is" if out == self.folder else "lies inside" if self.folder in out.parents else "holds"
+            raise PsaError(f"--out {out} {relation} the input folder {self.folder}: the masks would mix with or "
+                           "overwrite the photos; choose a folder outside it")
+        inside = [p for p in self.paths if out == p.resolve().parent or out in p.resolve().parents]
+        if inside:
+            raise PsaError(f"--out {out} holds input image {inside[0]}: the masks could overwrite it; choose a "
+                           "folder that holds none of the images")
 
 
 def predict(recipe: Recipe, network: Optional[Network] = None, images: str | None = None, crf: bool = False,
@@ -96,6 +110,8 @@ def predict(recipe: Recipe, network: Optional[Network] = None, images: str | Non
     folder = Path(out_dir) if out_dir else default.with_name(default.name + ("_crf" if crf else ""))
     if images:
         image_list = _ImageList(images)
+        if out_dir:
+            image_list.refuse_output_among_inputs(Path(out_dir))
         work = [_Image(path.stem, lambda path=path: read_rgb(path)) for path in image_list.paths]
         classes = None
     else:

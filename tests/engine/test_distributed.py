@@ -3,26 +3,12 @@
 from __future__ import annotations
 
 import json
-import os
-import random
-import subprocess
-import sys
-from pathlib import Path
 
 import numpy as np
 import pytest
 import torch
 
-from conftest import CORE_DEMO, ROOT, TINY_OVERRIDES, stage_dir
-
-
-def launch(script: Path, *args: str, timeout: int = 300) -> subprocess.CompletedProcess:
-    port = str(random.randint(20000, 40000))
-    command = [sys.executable, "-m", "accelerate.commands.launch", "--multi_gpu", "--num_processes", "2",
-               "--num_machines", "1", "--mixed_precision", "no", "--dynamo_backend", "no",
-               "--main_process_port", port, str(script), *args]
-    env = {**os.environ, "OMP_NUM_THREADS": "1", "HF_HUB_OFFLINE": "1"}
-    return subprocess.run(command, capture_output=True, text=True, timeout=timeout, env=env, cwd=ROOT)
+from conftest import CORE_DEMO, ROOT, TINY_OVERRIDES, launch, stage_dir
 
 
 @pytest.mark.slow
