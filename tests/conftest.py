@@ -145,6 +145,18 @@ def finished_run(tmp_path_factory) -> Path:
     return run_dir
 
 
+@pytest.fixture
+def run_copy(finished_run, tmp_path) -> Path:
+    """A copy of the finished run to change, whose recipe.yaml names the copy as its run.dir."""
+    import shutil
+
+    copy = tmp_path / "run"
+    shutil.copytree(finished_run, copy, symlinks=True)
+    recipe = copy / "recipe.yaml"
+    recipe.write_text(recipe.read_text().replace(str(finished_run), str(copy)))
+    return copy
+
+
 def assert_resumed_like_straight(reference, resumed, task: str) -> dict:
     """A run resumed from a checkpoint took the rest of `reference`'s steps with exactly its
     losses and ended with bit-identical weights. Returns the reference's metadata."""

@@ -3,7 +3,6 @@ nothing."""
 
 from __future__ import annotations
 
-import shutil
 from pathlib import Path
 
 import pytest
@@ -12,15 +11,6 @@ from conftest import run_cli
 from psa import load_recipe
 from psa.engine.report import Reporter
 from psa.pipeline import run
-
-
-@pytest.fixture
-def run_copy(finished_run, tmp_path) -> Path:
-    copy = tmp_path / "run"
-    shutil.copytree(finished_run, copy, symlinks=True)
-    recipe = copy / "recipe.yaml"  # the copy's own run.dir, not the shared run's
-    recipe.write_text(recipe.read_text().replace(str(finished_run), str(copy)))
-    return copy
 
 
 def plan_rows(stdout: str) -> list[tuple[str, str, str]]:

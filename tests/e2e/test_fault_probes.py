@@ -44,15 +44,6 @@ def snapshot(folder: Path) -> dict:
     return {p: p.read_bytes() for p in sorted(folder.rglob("*")) if p.is_file()}
 
 
-@pytest.fixture
-def run_copy(finished_run, tmp_path) -> Path:
-    copy = tmp_path / "run"
-    shutil.copytree(finished_run, copy, symlinks=True)
-    recipe = copy / "recipe.yaml"  # the copy's own run.dir, not the shared run's
-    recipe.write_text(recipe.read_text().replace(str(finished_run), str(copy)))
-    return copy
-
-
 def photos(folder: Path, count: int = 2) -> Path:
     folder.mkdir(parents=True)
     rng = np.random.default_rng(1)
